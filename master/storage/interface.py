@@ -58,6 +58,12 @@ class Store(Protocol):
         """Every key under prefix, sorted by key, and the revision of the read."""
         ...
 
+    async def list_revisions(self, prefix: str) -> tuple[dict[str, int], int]:
+        """Every key under prefix mapped to its mod_revision (no values), and
+        the revision of the read. The watch cache uses it to prove that its
+        state equals etcd's at that revision when the prefix is idle."""
+        ...
+
     async def current_revision(self) -> int:
         """The store's current revision (a linearizable read)."""
         ...

@@ -1,0 +1,37 @@
+"""Prometheus metrics of the apiserver: requests by verb, resource and code,
+latency histograms, watchers and cache sizes. One CollectorRegistry per
+master (tests run several in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "apiserver_request_total", "API requests by verb, resource, face and HTTP code.",
+            ["verb", "resource", "face", "code"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "apiserver_request_duration_seconds", "API request latency (watches excluded).",
+            ["verb", "resource", "face"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.watchers = Gauge(
+            "apiserver_registered_watchers", "Open watches by resource.", ["resource"], registry=self.registry,
+        )
+        self.cache_objects = Gauge(
+            "apiserver_watch_cache_objects", "Objects held by the watch cache.", ["resource"], registry=self.registry,
+        )
+
+    def observe(self, verb: str, resource: str, code: int, seconds: float, *, face: str = "rest") -> None:
+        self.requests.labels(verb, resource, face, str(code)).inc()
+        if verb != "WATCH":
+            self.latency.labels(verb, resource, face).observe(seconds)
+
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

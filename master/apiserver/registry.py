@@ -1,0 +1,453 @@
+"""The registry: get, list, create, update, patch, delete and watch for every
+resource, over the Store, admission and the watch cache.
+
+Both faces of the apiserver (REST and gRPC) call this and only this, so an
+object means the same thing whichever way it arrives. It owns:
+* the etcd encoding of objects (objects.encode_for_store/decode_from_store);
+* optimistic concurrency: a resourceVersion in the request is a
+  precondition (409 Conflict); without one, updates and patches retry on
+  conflict against the latest version (Kubernetes' GuaranteedUpdate);
+* the namespace lifecycle checks (the namespace must exist and not be
+  terminating), generateName, dry runs;
+* graceful deletion of pods and finalizers (deletionTimestamp first, the
+  key removed once nothing holds it);
+* translation of storage errors into API errors, once.
+
+It does not parse HTTP or protobuf requests: callers hand it decoded
+messages, patches as Python objects, and parsed selectors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from master.apiserver import errors
+from master.apiserver.admission import admit_create, admit_update
+from master.apiserver.objects import StoredObject, decode_from_store, encode_for_store
+from master.apiserver.resources import RESOURCES, ResourceInfo, lookup
+from master.apiserver.watchcache import CacheWatcher, Filter, NotReady, TooOld, WatchCaches
+from master.storage import errors as store_errors
+from master.storage.interface import Store
+
+log = logging.getLogger(__name__)
+
+NAMESPACES = lookup("", "namespaces")
+assert NAMESPACES is not None
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_MAX_UPDATE_ATTEMPTS = 8
+
+
+@dataclass
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str = ""
+    precondition_uid: str | None = None
+    precondition_rv: str | None = None
+    dry_run: bool = False
+
+
+def utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+class Registry:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        now: Callable[[], _dt.datetime] = utcnow,
+        consistent_list_timeout_s: float = 3.0,
+    ) -> None:
+        self.store = store
+        self.now = now
+        self.caches = WatchCaches(store, RESOURCES, decode_for=self._decoder)
+        self._consistent_timeout = consistent_list_timeout_s
+        self._background: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def _decoder(info: ResourceInfo) -> Callable[[str, bytes, int], StoredObject]:
+        return lambda key, value, rv: decode_from_store(info, key, value, rv)
+
+    # --- lifecycle ---------------------------------------------------------
+
+    async def run(self, *, ready: asyncio.Event) -> None:
+        """Runs the watch caches; sets ready once they are listed and the
+        initial namespaces exist."""
+        caches_ready = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.caches.run(ready=caches_ready), name="watch-caches")
+            await caches_ready.wait()
+            await self.ensure_initial_namespaces()
+            ready.set()
+
+    async def ensure_initial_namespaces(self) -> None:
+        cls = NAMESPACES.message_class()
+        for name in INITIAL_NAMESPACES:
+            ns = cls()
+            ns.metadata.name = name
+            try:
+                await self.create(NAMESPACES, "", ns)
+            except errors.APIError as exc:
+                if exc.reason != "AlreadyExists":
+                    raise
+
+    # --- reads ---------------------------------------------------------------
+
+    async def get(self, info: ResourceInfo, namespace: str, name: str) -> StoredObject:
+        key = info.key(namespace, name)
+        kv = await _store_call(info, name, self.store.get(key))
+        if kv is None:
+            raise errors.NotFound(info.resource, name, group=info.group)
+        return decode_from_store(info, key, kv.value, kv.mod_revision)
+
+    async def list(
+        self, info: ResourceInfo, flt: Filter, *, resource_version: str = ""
+    ) -> tuple[list[StoredObject], int]:
+        """Matching objects and the list's resourceVersion.
+
+        "" is a consistent read (at least as new as etcd now); "0" is whatever
+        the cache holds; N is "not older than N".
+        """
+        cache = self.caches[info]
+        if not cache.ready:
+            raise errors.ServiceUnavailable(f"the watch cache for {info.resource} is not ready yet")
+        if resource_version in ("", None):
+            try:
+                rv = await _store_call(info, "", cache.wait_consistent(timeout_s=self._consistent_timeout))
+            except TimeoutError as exc:
+                raise errors.Timeout(str(exc)) from exc
+            return cache.list(flt), rv
+        wanted = parse_resource_version(resource_version)
+        if wanted and not await cache.wait_rv(wanted, timeout_s=self._consistent_timeout):
+            raise errors.Timeout(f"Too large resource version: {wanted}, current: {cache.rv}")
+        return cache.list(flt), max(cache.rv, wanted)
+
+    def watch(self, info: ResourceInfo, flt: Filter, *, resource_version: str = "") -> CacheWatcher:
+        cache = self.caches[info]
+        rv = parse_resource_version(resource_version) if resource_version else None
+        try:
+            return cache.watch(flt, resource_version=rv)
+        except TooOld as exc:
+            raise errors.Gone(str(exc)) from exc
+        except NotReady as exc:
+            raise errors.ServiceUnavailable(f"the watch cache for {info.resource} is not ready yet") from exc
+
+    # --- writes --------------------------------------------------------------
+
+    async def create(
+        self, info: ResourceInfo, namespace: str, msg: Any, *, dry_run: bool = False
+    ) -> StoredObject:
+        """Admits and stores a new object. `msg` is owned by the registry from here."""
+        meta = msg.metadata
+        if info.namespaced:
+            if meta.namespace and meta.namespace != namespace:
+                raise errors.BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta.namespace = namespace
+            await self._check_namespace(namespace)
+        else:
+            meta.namespace = ""
+        generated = not meta.name and bool(meta.generate_name)
+        for _ in range(3 if generated else 1):
+            if generated:
+                meta.name = meta.generate_name + "".join(random.choices(_GENERATE_ALPHABET, k=5))
+            admit_create(info, msg, now=self.now())
+            if info.kind == "Namespace":
+                _namespace_defaults(msg)
+            if dry_run:
+                return StoredObject(info, msg, 0)
+            key = info.key(namespace, meta.name)
+            try:
+                rev = await _store_call(info, meta.name, self.store.create(key, encode_for_store(msg)))
+            except errors.APIError as exc:
+                if exc.reason == "AlreadyExists" and generated:
+                    continue
+                raise
+            return self._written(info, key, msg, rev)
+        raise errors.AlreadyExists(info.resource, meta.name, group=info.group)
+
+    async def update(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        msg: Any,
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> StoredObject:
+        """PUT: replace the object (or its status) with `msg`.
+
+        msg.metadata.resourceVersion, when set, must be the current version.
+        """
+        meta = msg.metadata
+        if meta.name and meta.name != name:
+            raise errors.BadRequest(
+                f"the name of the object ({meta.name}) does not match the name on the URL ({name})"
+            )
+        if info.namespaced and meta.namespace and meta.namespace != namespace:
+            raise errors.BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        precondition = meta.resource_version
+        if precondition:
+            parse_resource_version(precondition, field="metadata.resourceVersion")
+
+        async def mutate(current: StoredObject) -> Any:
+            if precondition and precondition != str(current.rv):
+                raise errors.Conflict(info.resource, name, errors.STALE, group=info.group)
+            new = type(msg)()
+            new.CopyFrom(msg)
+            return new
+
+        return await self.guaranteed_update(
+            info, namespace, name, mutate, subresource=subresource, dry_run=dry_run,
+            retry_conflicts=not precondition,
+        )
+
+    async def guaranteed_update(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        mutate: Callable[[StoredObject], Awaitable[Any]],
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+        retry_conflicts: bool = True,
+    ) -> StoredObject:
+        """Read, mutate (returns the new message), admit, compare-and-swap.
+
+        On a conflict the whole cycle runs again against the new version,
+        unless the caller pinned a version (then the conflict is the answer).
+        """
+        key = info.key(namespace, name)
+        for _ in range(_MAX_UPDATE_ATTEMPTS):
+            current = await self.get(info, namespace, name)
+            new = await mutate(current)
+            admit_update(info, new, current.msg, subresource=subresource)
+            new.metadata.resource_version = ""
+            if encode_for_store(new) == encode_for_store(current.msg):
+                return current  # nothing changed: no write, same resourceVersion
+            if dry_run:
+                new.metadata.resource_version = str(current.rv)
+                return StoredObject(info, new, current.rv, key=key)
+            if self._finalized(info, new):
+                return await self._remove(info, key, current, new)
+            try:
+                rev = await self.store.update(key, encode_for_store(new), expected_revision=current.rv)
+            except store_errors.RevisionConflict:
+                if retry_conflicts:
+                    continue
+                raise errors.Conflict(info.resource, name, errors.STALE, group=info.group) from None
+            except store_errors.KeyNotFound:
+                raise errors.NotFound(info.resource, name, group=info.group) from None
+            except store_errors.StoreError as exc:
+                raise _translate(info, name, exc) from exc
+            return self._written(info, key, new, rev)
+        raise errors.Conflict(info.resource, name, "too many concurrent writers; try again", group=info.group)
+
+    async def delete(
+        self, info: ResourceInfo, namespace: str, name: str, opts: DeleteOptions
+    ) -> tuple[StoredObject, bool]:
+        """Deletes, or starts a graceful deletion. Returns the object and
+        whether it is gone (False: it carries deletionTimestamp now)."""
+        key = info.key(namespace, name)
+        for _ in range(_MAX_UPDATE_ATTEMPTS):
+            current = await self.get(info, namespace, name)
+            meta = current.msg.metadata
+            if opts.precondition_uid is not None and opts.precondition_uid != meta.uid:
+                raise errors.Conflict(
+                    info.resource, name,
+                    f"Precondition failed: UID in precondition: {opts.precondition_uid}, UID in object meta: {meta.uid}",
+                    group=info.group,
+                )
+            if opts.precondition_rv is not None and opts.precondition_rv != str(current.rv):
+                raise errors.Conflict(
+                    info.resource, name,
+                    f"Precondition failed: ResourceVersion in precondition: {opts.precondition_rv}, "
+                    f"ResourceVersion in object meta: {current.rv}",
+                    group=info.group,
+                )
+            graceful = self._graceful_deletion(info, current, opts)
+            if graceful is None:
+                if opts.dry_run:
+                    return current, True
+                try:
+                    _, rev = await self.store.delete(key, expected_revision=current.rv)
+                except store_errors.RevisionConflict:
+                    continue
+                except store_errors.KeyNotFound:
+                    raise errors.NotFound(info.resource, name, group=info.group) from None
+                except store_errors.StoreError as exc:
+                    raise _translate(info, name, exc) from exc
+                return current.with_rv(rev), True
+            if opts.dry_run:
+                return StoredObject(info, graceful, current.rv, key=key), False
+            if encode_for_store(graceful) == encode_for_store(current.msg):
+                return current, False
+            try:
+                rev = await self.store.update(key, encode_for_store(graceful), expected_revision=current.rv)
+            except store_errors.RevisionConflict:
+                continue
+            except store_errors.StoreError as exc:
+                raise _translate(info, name, exc) from exc
+            obj = self._written(info, key, graceful, rev)
+            if info.kind == "Namespace":
+                self._spawn(self._finish_namespace(name))
+            return obj, False
+        raise errors.Conflict(info.resource, name, "too many concurrent writers; try again", group=info.group)
+
+    # --- helpers -----------------------------------------------------------
+
+    def _graceful_deletion(self, info: ResourceInfo, current: StoredObject, opts: DeleteOptions) -> Any | None:
+        """The object with deletionTimestamp set when it must linger, else None."""
+        msg = current.msg
+        meta = msg.metadata
+        grace: int | None = None
+        if info.kind == "Pod":
+            # A pod on a node lingers for its grace period so the agent can stop
+            # it; one that never reached a node goes at once.
+            default = msg.spec.termination_grace_period_seconds if msg.spec.HasField("termination_grace_period_seconds") else 30
+            grace = opts.grace_period_seconds if opts.grace_period_seconds is not None else default
+            grace = max(grace, 0)
+            if not msg.spec.node_name or grace == 0 or msg.status.phase in ("Succeeded", "Failed"):
+                grace = None
+        lingers = grace is not None or bool(meta.finalizers) or info.kind == "Namespace"
+        if not lingers:
+            return None
+        new = current.copy_msg()
+        nm = new.metadata
+        now = self.now().replace(microsecond=0)
+        if grace is not None:
+            deadline = now + _dt.timedelta(seconds=grace)
+            if not nm.HasField("deletion_timestamp") or nm.deletion_grace_period_seconds > grace:
+                nm.deletion_timestamp.FromDatetime(deadline)
+                nm.deletion_grace_period_seconds = grace
+        elif not nm.HasField("deletion_timestamp"):
+            nm.deletion_timestamp.FromDatetime(now)
+            nm.deletion_grace_period_seconds = 0
+        if info.kind == "Namespace":
+            new.status.phase = "Terminating"
+        return new
+
+    def _finalized(self, info: ResourceInfo, new: Any) -> bool:
+        """An update that clears the last finalizer of a deleted object removes it."""
+        meta = new.metadata
+        if not meta.HasField("deletion_timestamp") or meta.finalizers:
+            return False
+        if info.kind == "Pod":
+            return False  # pods go when their agent deletes them with grace 0
+        if info.kind == "Namespace":
+            return not list(new.spec.finalizers)
+        return True
+
+    async def _remove(self, info: ResourceInfo, key: str, current: StoredObject, new: Any) -> StoredObject:
+        try:
+            _, rev = await self.store.delete(key, expected_revision=current.rv)
+        except store_errors.StoreError as exc:
+            raise _translate(info, current.name, exc) from exc
+        new.metadata.resource_version = str(rev)
+        return StoredObject(info, new, rev, key=key)
+
+    def _written(self, info: ResourceInfo, key: str, msg: Any, rev: int) -> StoredObject:
+        msg.metadata.resource_version = str(rev)
+        obj = StoredObject(info, msg, rev, key=key)
+        self.caches[info].remember_write(obj)
+        return obj
+
+    async def _check_namespace(self, namespace: str) -> None:
+        if not namespace:
+            raise errors.BadRequest("a namespace is required for this resource")
+        ns = self.caches[NAMESPACES].get(NAMESPACES.key("", namespace))
+        if ns is None:
+            kv = await _store_call(NAMESPACES, namespace, self.store.get(NAMESPACES.key("", namespace)))
+            if kv is None:
+                raise errors.NotFound("namespaces", namespace)
+            ns = decode_from_store(NAMESPACES, NAMESPACES.key("", namespace), kv.value, kv.mod_revision)
+        if ns.msg.metadata.HasField("deletion_timestamp"):
+            raise errors.APIError(
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+                403, "Forbidden", name=namespace, kind="namespaces",
+            )
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _finish_namespace(self, name: str) -> None:
+        """The namespace finalizer: delete everything in it, then the namespace.
+
+        Kubernetes runs this in the namespace controller; Flotilla keeps it in
+        the apiserver until the controller manager exists (issue 4).
+        """
+        try:
+            for info in RESOURCES:
+                if not info.namespaced:
+                    continue
+                while True:
+                    objs, _ = await self.list(info, Filter(namespace=name), resource_version="")
+                    if not objs:
+                        break
+                    for o in objs:
+                        try:
+                            await self.delete(info, name, o.name, DeleteOptions(grace_period_seconds=0))
+                        except errors.APIError as exc:
+                            if exc.code != 404:
+                                raise
+                    await asyncio.sleep(0.05)
+
+            async def drop_finalizer(current: StoredObject) -> Any:
+                new = current.copy_msg()
+                new.spec.ClearField("finalizers")
+                return new
+
+            await self.guaranteed_update(NAMESPACES, "", name, drop_finalizer)
+        except errors.APIError as exc:
+            if exc.code != 404:
+                log.warning("namespace %s: finalization failed: %s", name, exc)
+        except Exception:
+            log.exception("namespace %s: finalization failed", name)
+
+
+def _namespace_defaults(msg: Any) -> None:
+    if not msg.spec.finalizers:
+        msg.spec.finalizers.append("kubernetes")
+    msg.status.phase = "Active"
+
+
+def parse_resource_version(text: str, *, field: str = "resourceVersion") -> int:
+    """A resourceVersion is etcd's revision: a non-negative decimal integer."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise errors.BadRequest(f'invalid {field} "{text}": must be a non-negative integer')
+    return int(text)
+
+
+def _translate(info: ResourceInfo, name: str, exc: store_errors.StoreError) -> errors.APIError:
+    if isinstance(exc, store_errors.KeyExists):
+        return errors.AlreadyExists(info.resource, name, group=info.group)
+    if isinstance(exc, store_errors.KeyNotFound):
+        return errors.NotFound(info.resource, name, group=info.group)
+    if isinstance(exc, store_errors.RevisionConflict):
+        return errors.Conflict(info.resource, name, errors.STALE, group=info.group)
+    if isinstance(exc, store_errors.Compacted):
+        return errors.Gone(str(exc))
+    if isinstance(exc, store_errors.Unavailable):
+        return errors.ServiceUnavailable(f"etcd is unavailable: {exc}")
+    return errors.InternalError(str(exc))
+
+
+async def _store_call(info: ResourceInfo, name: str, aw: Awaitable[Any]) -> Any:
+    try:
+        return await aw
+    except store_errors.StoreError as exc:
+        raise _translate(info, name, exc) from exc

@@ -1,0 +1,120 @@
+"""Watch streams over HTTP (KUBECTL.md §1.6).
+
+One JSON document per event followed by a newline, in a chunked 200
+response: `{"type":"ADDED","object":{...}}`. Table watches (kubectl get -w)
+send a one-row Table as the object. The object bytes come from the shared
+StoredObject, encoded once however many clients watch it.
+
+The stream ends when timeoutSeconds pass, when the client goes away (the
+handler is cancelled), or when the cache closes the watcher (too slow, or a
+re-list); the client then resumes from the last resourceVersion it saw.
+A start version that is too old is answered in-stream with an ERROR event
+carrying a 410 Status, as the Go apiserver does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+
+from aiohttp import web
+
+from master.apiserver import errors, tables
+from master.apiserver.objects import StoredObject
+from master.apiserver.registry import Registry, parse_resource_version
+from master.apiserver.rest import query as q
+from master.apiserver.rest import responses as out
+from master.apiserver.rest.handlers import make_filter
+from master.apiserver.rest.paths import Route
+
+# Without timeoutSeconds the Go apiserver picks 30-60 minutes at random.
+DEFAULT_TIMEOUT_RANGE_S = (1800, 3600)
+BOOKMARK_EVERY_S = 60.0
+
+
+async def serve_watch(request: web.Request, route: Route, registry: Registry, *, gauge: object = None) -> web.StreamResponse:
+    info = route.info
+    query = request.query
+    flt = make_filter(info, route.namespace if not route.name else route.namespace, query)
+    if route.name:
+        # GET .../pods/NAME?watch=true: the legacy single-object watch.
+        flt = type(flt)(namespace=route.namespace, name=route.name, labels=flt.labels, fields=flt.fields)
+    rv_text = query.get("resourceVersion", "")
+    if rv_text:
+        parse_resource_version(rv_text)
+    timeout = q.go_int(query, "timeoutSeconds")
+    if timeout is None or timeout == 0:
+        timeout = random.randint(*DEFAULT_TIMEOUT_RANGE_S)
+    bookmarks = q.go_bool(query, "allowWatchBookmarks")
+    as_table = out.wants_table(request.headers.get("Accept", ""))
+    include = out.include_object(query) if as_table else "Metadata"
+
+    resp = web.StreamResponse(status=200)
+    resp.content_type = "application/json"
+    if as_table:
+        resp.headers["Content-Type"] = out.TABLE_CT
+    resp.enable_chunked_encoding()
+
+    try:
+        watcher = registry.watch(info, flt, resource_version=rv_text)
+    except errors.APIError as exc:
+        if exc.code != 410:
+            raise
+        await resp.prepare(request)
+        await resp.write(_line("ERROR", json.dumps(exc.to_status(), separators=(",", ":")).encode()))
+        await resp.write_eof()
+        return resp
+
+    def encode(type_: str, obj: StoredObject) -> bytes:
+        if not as_table:
+            return _line(type_, obj.to_json())
+        table = tables.one_row_table(info.resource, info.group, obj.as_dict(), resource_version=str(obj.rv),
+                                     include_object=include, now=registry.now())
+        return _line(type_, json.dumps(table, separators=(",", ":")).encode())
+
+    await resp.prepare(request)
+    deadline = time.monotonic() + timeout
+    last_rv = 0
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                event = await asyncio.wait_for(watcher.next(), min(left, BOOKMARK_EVERY_S))
+            except TimeoutError:
+                if request.transport is None or request.transport.is_closing():
+                    break
+                if bookmarks and time.monotonic() < deadline:
+                    rv = max(last_rv, registry.caches[info].rv)
+                    await resp.write(_line("BOOKMARK", _bookmark(info.api_version, info.kind, rv)))
+                continue
+            if event is None:
+                break
+            batch = [event] + watcher.drain()
+            chunk = b"".join(encode(t, o) for t, o in batch)
+            last_rv = batch[-1][1].rv
+            await resp.write(chunk)
+    except (ConnectionResetError, asyncio.CancelledError):
+        watcher.stop()
+        raise
+    finally:
+        watcher.stop()
+    try:
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass
+    return resp
+
+
+def _line(type_: str, obj_json: bytes) -> bytes:
+    return b'{"type":"' + type_.encode() + b'","object":' + obj_json + b"}\n"
+
+
+def _bookmark(api_version: str, kind: str, rv: int) -> bytes:
+    return json.dumps(
+        {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": str(rv)}},
+        separators=(",", ":"),
+    ).encode()

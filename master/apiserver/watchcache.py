@@ -1,0 +1,380 @@
+"""The watch cache: one etcd watch per resource, fanned out to every client.
+
+For each resource the apiserver keeps a `WatchCache`: the current state of
+every object (as shared, immutable `StoredObject`s), a bounded history of
+recent events, and the set of client watchers (REST and gRPC). One etcd
+watch per resource feeds it; LIST and WATCH are answered from it.
+
+Semantics (KUBECTL.md §1.6, Kubernetes' watch cache):
+* watch with resourceVersion "" or "0": synthetic ADDED for the current
+  state, then every change;
+* watch from N: every change after N, replayed from history when N is
+  older than the cache's revision; N older than the history holds -> 410
+  Gone (`TooOld`), and the client re-lists;
+* selectors are applied per watcher on the old and new object: an object
+  that starts matching arrives as ADDED, one that stops as DELETED;
+* a watcher whose queue grows past its limit is closed (the client
+  resumes from the last version it saw), so a slow client never stalls the
+  fan-out nor grows memory without bound.
+
+Consistent LIST (resourceVersion ""): the cache answers only once it is
+known to hold etcd's state at a revision at least as new as a fresh read:
+either its watch has reached that revision, or, for a prefix with no recent
+writes, a keys-only read of the prefix shows the same keys at the same
+mod_revisions (`wait_consistent`).
+
+This module does not know HTTP or gRPC, and does not write to etcd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from master.apiserver.objects import StoredObject
+from master.apiserver.resources import ResourceInfo
+from master.storage import errors as store_errors
+from master.storage.interface import EventType, Store
+
+log = logging.getLogger(__name__)
+
+ADDED, MODIFIED, DELETED, BOOKMARK, ERROR = "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"
+
+
+class TooOld(Exception):
+    """The requested resourceVersion is older than the history: 410 Gone."""
+
+    def __init__(self, requested: int, oldest: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({oldest})")
+        self.requested = requested
+        self.oldest = oldest
+
+
+class NotReady(Exception):
+    """The cache has not finished its first list (503)."""
+
+
+class Selector(Protocol):
+    empty: bool
+
+    def matches(self, values: Any) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEvent:
+    type: str  # ADDED, MODIFIED, DELETED
+    obj: StoredObject  # for DELETED: the last state, stamped with the deleting revision
+    prev: StoredObject | None
+    rv: int
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    namespace: str = ""  # "" = every namespace
+    name: str = ""  # from a metadata.name= field selector: the fast path
+    labels: Selector | None = None
+    fields: Selector | None = None
+
+    def matches(self, obj: StoredObject) -> bool:
+        if self.namespace and obj.namespace != self.namespace:
+            return False
+        if self.name and obj.name != self.name:
+            return False
+        if self.labels is not None and not self.labels.empty:
+            if not self.labels.matches(obj.labels):
+                return False
+        if self.fields is not None and not self.fields.empty:
+            if not self.fields.matches(obj.fields()):
+                return False
+        return True
+
+
+class CacheWatcher:
+    """One client's view of a cache: a bounded queue of (type, object)."""
+
+    def __init__(self, cache: WatchCache, flt: Filter, *, after_rv: int, limit: int) -> None:
+        self._cache = cache
+        self._filter = flt
+        self._after_rv = after_rv
+        self._limit = limit
+        self._queue: deque[tuple[str, StoredObject]] = deque()
+        self._wakeup = asyncio.Event()
+        self.closed = False
+        self.overflowed = False
+
+    def push(self, type_: str, obj: StoredObject) -> None:
+        if self.closed:
+            return
+        self._queue.append((type_, obj))
+        if len(self._queue) > self._limit:
+            # Invariant: a slow watcher costs at most `limit` events of memory.
+            self.overflowed = True
+            self._queue.clear()
+            self.stop()
+            return
+        self._wakeup.set()
+
+    def deliver(self, ev: CacheEvent) -> None:
+        if ev.rv <= self._after_rv or self.closed:
+            return
+        f = self._filter
+        now = f.matches(ev.obj)
+        if ev.type == ADDED:
+            if now:
+                self.push(ADDED, ev.obj)
+        elif ev.type == DELETED:
+            if now:
+                self.push(DELETED, ev.obj)
+        else:
+            before = ev.prev is not None and f.matches(ev.prev)
+            if now and before:
+                self.push(MODIFIED, ev.obj)
+            elif now:
+                self.push(ADDED, ev.obj)
+            elif before:
+                self.push(DELETED, ev.obj)
+
+    async def next(self) -> tuple[str, StoredObject] | None:
+        """The next event, or None once the watcher is closed and drained."""
+        while not self._queue:
+            if self.closed:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self._queue.popleft()
+
+    def drain(self) -> list[tuple[str, StoredObject]]:
+        """Every queued event without waiting (fan-out writers batch them)."""
+        out = list(self._queue)
+        self._queue.clear()
+        return out
+
+    def stop(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._cache._watchers.discard(self)
+            self._wakeup.set()
+
+
+DecodeFn = Callable[[str, bytes, int], StoredObject]
+
+
+class WatchCache:
+    def __init__(
+        self,
+        store: Store,
+        info: ResourceInfo,
+        *,
+        decode: DecodeFn,
+        history_size: int = 10_000,
+        watcher_limit: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.info = info
+        self._decode = decode
+        self._objects: dict[str, StoredObject] = {}
+        self._history: deque[CacheEvent] = deque(maxlen=history_size)
+        self._history_rvs: deque[int] = deque(maxlen=history_size)
+        self._watchers: set[CacheWatcher] = set()
+        self._watcher_limit = watcher_limit
+        self.rv = 0  # every event up to here is applied
+        self._oldest_rv = 0  # events after this are all in the history
+        self._ready = asyncio.Event()
+        self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # Objects this process just wrote, keyed (key, rv): the watch reuses
+        # them (and their already-encoded JSON) instead of decoding again.
+        self._written: dict[tuple[str, int], StoredObject] = {}
+
+    # --- feeding -----------------------------------------------------------
+
+    async def run(self) -> None:
+        """List, then follow the etcd watch; re-list when history is compacted."""
+        prefix = self.info.etcd_prefix()
+        while True:
+            kvs, rev = await self.store.list(prefix)
+            self._replace([self._decode(kv.key, kv.value, kv.mod_revision) for kv in kvs], rev)
+            try:
+                async for ev in self.store.watch(prefix, start_revision=rev + 1):
+                    self._apply_store_event(ev)
+            except store_errors.Compacted:
+                log.warning("watch cache %s: history compacted, re-listing", self.info.resource)
+                continue
+
+    def _replace(self, objs: list[StoredObject], rev: int) -> None:
+        # A (re)list breaks continuity: watchers resume from their last version
+        # and get 410 if it is gone, as with the real apiserver.
+        for w in list(self._watchers):
+            w.stop()
+        self._objects = {o.key: o for o in objs}
+        self._history.clear()
+        self._history_rvs.clear()
+        self.rv = rev
+        self._oldest_rv = rev
+        self._ready.set()
+        self._notify_progress()
+
+    def _apply_store_event(self, ev: Any) -> None:
+        if ev.revision <= self.rv:
+            return
+        prev = self._objects.get(ev.key)
+        if ev.type is EventType.PUT:
+            obj = self._written.pop((ev.key, ev.revision), None)
+            if obj is None:
+                obj = self._decode(ev.key, ev.value, ev.revision)
+            self._objects[ev.key] = obj
+            self._emit(CacheEvent(MODIFIED if prev is not None else ADDED, obj, prev, ev.revision))
+        else:
+            self._objects.pop(ev.key, None)
+            last = prev if prev is not None else self._decode(ev.key, ev.value, ev.revision)
+            self._emit(CacheEvent(DELETED, last.with_rv(ev.revision), prev, ev.revision))
+
+    def _emit(self, ev: CacheEvent) -> None:
+        if len(self._history) == self._history.maxlen and self._history:
+            self._oldest_rv = self._history[0].rv
+        self._history.append(ev)
+        self._history_rvs.append(ev.rv)
+        self.rv = ev.rv
+        for w in list(self._watchers):
+            w.deliver(ev)
+        self._notify_progress()
+
+    def _notify_progress(self) -> None:
+        if not self._rv_waiters:
+            return
+        waiting = []
+        for rv, fut in self._rv_waiters:
+            if rv <= self.rv:
+                if not fut.done():
+                    fut.set_result(None)
+            elif not fut.done():
+                waiting.append((rv, fut))
+        self._rv_waiters = waiting
+
+    def remember_write(self, obj: StoredObject) -> None:
+        """Called by the registry after a successful write of `obj`."""
+        if obj.rv > self.rv:
+            self._written[(obj.key, obj.rv)] = obj
+            if len(self._written) > 10_000:  # never grows without bound
+                self._written.pop(next(iter(self._written)))
+
+    # --- reading -------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def wait_rv(self, rv: int, *, timeout_s: float) -> bool:
+        """Wait until the cache has applied every event up to rv."""
+        if self.rv >= rv:
+            return True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._rv_waiters.append((rv, fut))
+        try:
+            await asyncio.wait_for(fut, timeout_s)
+            return True
+        except TimeoutError:
+            return False
+
+    async def wait_consistent(self, *, timeout_s: float = 3.0) -> int:
+        """A revision R >= etcd's current one at which the cache state is exact.
+
+        Returns the revision to report as the LIST's resourceVersion.
+        """
+        revs, current = await self.store.list_revisions(self.info.etcd_prefix())
+        if self.rv >= current:
+            return self.rv
+        if self._same_state(revs):
+            return current
+        if await self.wait_rv(current, timeout_s=timeout_s):
+            return self.rv
+        raise TimeoutError(f"watch cache for {self.info.resource} is behind etcd")
+
+    def _same_state(self, revs: dict[str, int]) -> bool:
+        if len(revs) != len(self._objects):
+            return False
+        objs = self._objects
+        for key, rev in revs.items():
+            o = objs.get(key)
+            if o is None or o.rv != rev:
+                return False
+        return True
+
+    def get(self, key: str) -> StoredObject | None:
+        return self._objects.get(key)
+
+    def list(self, flt: Filter) -> list[StoredObject]:
+        """Matching objects sorted by key (namespace, then name)."""
+        if flt.name and flt.namespace:
+            o = self._objects.get(self.info.key(flt.namespace, flt.name))
+            return [o] if o is not None and flt.matches(o) else []
+        prefix = self.info.etcd_prefix() + (flt.namespace + "/" if flt.namespace else "")
+        out = []
+        for key in sorted(self._objects):
+            if not key.startswith(prefix):
+                continue
+            o = self._objects[key]
+            if flt.matches(o):
+                out.append(o)
+        return out
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def watch(self, flt: Filter, *, resource_version: int | None) -> CacheWatcher:
+        """A new watcher; resource_version None (or 0) replays the current state."""
+        if not self.ready:
+            raise NotReady(self.info.resource)
+        if resource_version is None or resource_version == 0:
+            w = CacheWatcher(self, flt, after_rv=self.rv, limit=self._watcher_limit)
+            for obj in self.list(flt):
+                w.push(ADDED, obj)
+        elif resource_version >= self.rv:
+            w = CacheWatcher(self, flt, after_rv=resource_version, limit=self._watcher_limit)
+        else:
+            if resource_version < self._oldest_rv:
+                raise TooOld(resource_version, self._oldest_rv)
+            w = CacheWatcher(self, flt, after_rv=resource_version, limit=self._watcher_limit)
+            start = bisect.bisect_right(self._history_rvs, resource_version)
+            for i in range(start, len(self._history)):
+                w.deliver(self._history[i])
+        if not w.closed:
+            self._watchers.add(w)
+        return w
+
+    @property
+    def watcher_count(self) -> int:
+        return len(self._watchers)
+
+    def stop_watchers(self) -> None:
+        for w in list(self._watchers):
+            w.stop()
+
+
+class WatchCaches:
+    """Every resource's cache, run together in one TaskGroup."""
+
+    def __init__(self, store: Store, infos: Iterable[ResourceInfo], *, decode_for: Callable[[ResourceInfo], DecodeFn]) -> None:
+        self._caches = {(i.group, i.resource): WatchCache(store, i, decode=decode_for(i)) for i in infos}
+
+    def __getitem__(self, info: ResourceInfo) -> WatchCache:
+        return self._caches[(info.group, info.resource)]
+
+    def all(self) -> list[WatchCache]:
+        return list(self._caches.values())
+
+    async def run(self, *, ready: asyncio.Event | None = None) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for c in self._caches.values():
+                tg.create_task(c.run(), name=f"watchcache-{c.info.resource}")
+            if ready is not None:
+                for c in self._caches.values():
+                    await c.wait_ready()
+                ready.set()
