@@ -56,7 +56,7 @@ async def run(args: argparse.Namespace) -> None:
     if args.disable_apiserver:
         log.error("nothing to run: the apiserver is disabled and no other component exists yet")
         raise SystemExit(2)
-    store = await EtcdStore.connect(endpoints)
+    store = await EtcdStore.open(endpoints)
     try:
         advertise = args.advertise_address or (
             "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address

@@ -255,7 +255,8 @@ def apply_patch(mtype: str, original: Any, document: Any, schema: Any) -> Any:
             return patching.apply_server_side(original, document, schema)
         return patching.apply_strategic_merge_patch(original, document, schema)
     except patching.PatchError as exc:
-        raise errors.APIError(str(exc), 422, "Invalid") from None
+        code = getattr(exc, "code", 422)
+        raise errors.APIError(str(exc), code, "Invalid" if code == 422 else "BadRequest") from None
     except RecursionError:
         raise errors.BadRequest("the patch is nested too deeply") from None
 

@@ -41,7 +41,7 @@ def go_int(query: Mapping[str, str], name: str, *, minimum: int = 0, maximum: in
 
 
 def dry_run(query: Mapping[str, str]) -> bool:
-    values = query.getall("dryRun") if hasattr(query, "getall") else [query.get("dryRun")]  # type: ignore[attr-defined]
+    values = query.getall("dryRun", []) if hasattr(query, "getall") else [query.get("dryRun")]  # type: ignore[attr-defined]
     values = [v for v in values if v is not None]
     if not values:
         return False
