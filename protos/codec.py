@@ -119,9 +119,18 @@ def _scalar_conv(fd: FieldDescriptor) -> _Conv:
     return _identity
 
 
+def format_micro_time(seconds: int, nanos: int) -> str:
+    stamp = _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{nanos // 1000:06d}Z"
+
+
 def _field_conv(fd: FieldDescriptor) -> tuple[str, _Conv]:
     hit = _field_conv_cache.get(fd)
     if hit is not None:
+        return hit
+    if fd.GetOptions().Extensions[options_pb2.micro_time]:
+        hit = (fd.json_name, lambda m: format_micro_time(m.seconds, m.nanos))
+        _field_conv_cache[fd] = hit
         return hit
     if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
         vfd = fd.message_type.fields_by_name["value"]

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/flotilla/options.proto\x12\x10\x66lotilla.options\x1a google/protobuf/descriptor.proto:8\n\x0fpatch_merge_key\x12\x1d.google.protobuf.FieldOptions\x18\xd1\x86\x03 \x01(\t:7\n\x0epatch_strategy\x12\x1d.google.protobuf.FieldOptions\x18\xd2\x86\x03 \x01(\t:1\n\x08quantity\x12\x1d.google.protobuf.FieldOptions\x18\xd3\x86\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/flotilla/options.proto\x12\x10\x66lotilla.options\x1a google/protobuf/descriptor.proto:8\n\x0fpatch_merge_key\x12\x1d.google.protobuf.FieldOptions\x18\xd1\x86\x03 \x01(\t:7\n\x0epatch_strategy\x12\x1d.google.protobuf.FieldOptions\x18\xd2\x86\x03 \x01(\t:1\n\x08quantity\x12\x1d.google.protobuf.FieldOptions\x18\xd3\x86\x03 \x01(\x08:3\n\nmicro_time\x12\x1d.google.protobuf.FieldOptions\x18\xd4\x86\x03 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)

@@ -9,3 +9,5 @@ PATCH_STRATEGY_FIELD_NUMBER: _ClassVar[int]
 patch_strategy: _descriptor.FieldDescriptor
 QUANTITY_FIELD_NUMBER: _ClassVar[int]
 quantity: _descriptor.FieldDescriptor
+MICRO_TIME_FIELD_NUMBER: _ClassVar[int]
+micro_time: _descriptor.FieldDescriptor

@@ -23,18 +23,23 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from protos.flotilla import options_pb2 as protos_dot_flotilla_dot_options__pb2
 from protos.meta.v1 import meta_pb2 as protos_dot_meta_dot_v1_dot_meta__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)protos/coordination/v1/coordination.proto\x12\x18\x66lotilla.coordination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19protos/meta/v1/meta.proto\"\xed\x02\n\tLeaseSpec\x12\x1c\n\x0fholder_identity\x18\x01 \x01(\tH\x00\x88\x01\x01\x12#\n\x16lease_duration_seconds\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x30\n\x0c\x61\x63quire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrenew_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x11lease_transitions\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x15\n\x08strategy\x18\x06 \x01(\tH\x03\x88\x01\x01\x12\x1d\n\x10preferred_holder\x18\x07 \x01(\tH\x04\x88\x01\x01\x42\x12\n\x10_holder_identityB\x19\n\x17_lease_duration_secondsB\x14\n\x12_lease_transitionsB\x0b\n\t_strategyB\x13\n\x11_preferred_holder\"\x99\x01\n\x05Lease\x12\x1f\n\x0b\x61pi_version\x18\x01 \x01(\tR\napiVersion\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12.\n\x08metadata\x18\x03 \x01(\x0b\x32\x1c.flotilla.meta.v1.ObjectMeta\x12\x31\n\x04spec\x18\x04 \x01(\x0b\x32#.flotilla.coordination.v1.LeaseSpecb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)protos/coordination/v1/coordination.proto\x12\x18\x66lotilla.coordination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dprotos/flotilla/options.proto\x1a\x19protos/meta/v1/meta.proto\"\xf9\x02\n\tLeaseSpec\x12\x1c\n\x0fholder_identity\x18\x01 \x01(\tH\x00\x88\x01\x01\x12#\n\x16lease_duration_seconds\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x36\n\x0c\x61\x63quire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xa0\xb5\x18\x01\x12\x34\n\nrenew_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xa0\xb5\x18\x01\x12\x1e\n\x11lease_transitions\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x15\n\x08strategy\x18\x06 \x01(\tH\x03\x88\x01\x01\x12\x1d\n\x10preferred_holder\x18\x07 \x01(\tH\x04\x88\x01\x01\x42\x12\n\x10_holder_identityB\x19\n\x17_lease_duration_secondsB\x14\n\x12_lease_transitionsB\x0b\n\t_strategyB\x13\n\x11_preferred_holder\"\x99\x01\n\x05Lease\x12\x1f\n\x0b\x61pi_version\x18\x01 \x01(\tR\napiVersion\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12.\n\x08metadata\x18\x03 \x01(\x0b\x32\x1c.flotilla.meta.v1.ObjectMeta\x12\x31\n\x04spec\x18\x04 \x01(\x0b\x32#.flotilla.coordination.v1.LeaseSpecb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.coordination.v1.coordination_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LEASESPEC']._serialized_start=132
-  _globals['_LEASESPEC']._serialized_end=497
-  _globals['_LEASE']._serialized_start=500
-  _globals['_LEASE']._serialized_end=653
+  _globals['_LEASESPEC'].fields_by_name['acquire_time']._loaded_options = None
+  _globals['_LEASESPEC'].fields_by_name['acquire_time']._serialized_options = b'\240\265\030\001'
+  _globals['_LEASESPEC'].fields_by_name['renew_time']._loaded_options = None
+  _globals['_LEASESPEC'].fields_by_name['renew_time']._serialized_options = b'\240\265\030\001'
+  _globals['_LEASESPEC']._serialized_start=163
+  _globals['_LEASESPEC']._serialized_end=540
+  _globals['_LEASE']._serialized_start=543
+  _globals['_LEASE']._serialized_end=696
 # @@protoc_insertion_point(module_scope)

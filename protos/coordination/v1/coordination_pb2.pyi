@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from protos.flotilla import options_pb2 as _options_pb2
 from protos.meta.v1 import meta_pb2 as _meta_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
