@@ -195,15 +195,25 @@ class WatchCache:
     async def run(self) -> None:
         """List, then follow the etcd watch; re-list when history is compacted."""
         prefix = self.info.etcd_prefix()
+        backoff_s = 0.2
         while True:
-            kvs, rev = await self.store.list(prefix)
-            self._replace([self._decode(kv.key, kv.value, kv.mod_revision) for kv in kvs], rev)
             try:
+                kvs, rev = await self.store.list(prefix)
+                self._replace([self._decode(kv.key, kv.value, kv.mod_revision) for kv in kvs], rev)
+                backoff_s = 0.2
                 async for ev in self.store.watch(prefix, start_revision=rev + 1):
                     self._apply_store_event(ev)
             except store_errors.Compacted:
                 log.warning("watch cache %s: history compacted, re-listing", self.info.resource)
-                continue
+            except store_errors.StoreError as exc:
+                if not exc.retryable:
+                    raise
+                # etcd lost quorum or every member is unreachable: keep serving
+                # what we have (consistent reads fail meanwhile) and re-list
+                # once it is back.
+                log.warning("watch cache %s: %s; re-listing in %.1fs", self.info.resource, exc, backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
 
     def _replace(self, objs: list[StoredObject], rev: int) -> None:
         # A (re)list breaks continuity: watchers resume from their last version

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPENAPI_V2_CT = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+# What the metrics middleware labels a request with, set by the handlers.
+VERB = web.RequestKey("flotilla_verb", str)
+RESOURCE = web.RequestKey("flotilla_resource", str)
 
 
 def make_app(registry: Registry, *, metrics: Metrics, ready: asyncio.Event, server_address: str = "") -> web.Application:
@@ -72,12 +75,15 @@ def make_app(registry: Registry, *, metrics: Metrics, ready: asyncio.Event, serv
         return web.Response(text="ok")
 
     async def metrics_handler(_: web.Request) -> web.StreamResponse:
+        for cache in registry.caches.all():
+            metrics.watchers.labels(cache.info.resource).set(cache.watcher_count)
+            metrics.cache_objects.labels(cache.info.resource).set(len(cache))
         body, ctype = metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": ctype})
 
     async def resources(request: web.Request) -> web.StreamResponse:
         route = parse_path(request.path)
-        request["resource"] = route.info.resource
+        request[RESOURCE] = route.info.resource
         return await dispatch(request, route)
 
     async def dispatch(request: web.Request, route: Route) -> web.StreamResponse:
@@ -86,19 +92,19 @@ def make_app(registry: Registry, *, metrics: Metrics, ready: asyncio.Event, serv
         if not route.name:
             if method == "GET":
                 if q.go_bool(request.query, "watch"):
-                    request["verb"] = "WATCH"
+                    request[VERB] = "WATCH"
                     return await serve_watch(request, route, registry)
-                request["verb"] = "LIST"
+                request[VERB] = "LIST"
                 return await handlers.list(request, route)
             if method == "POST":
                 return await handlers.create(request, route)
             if method == "DELETE":
-                request["verb"] = "DELETECOLLECTION"
+                request[VERB] = "DELETECOLLECTION"
                 return await handlers.delete_collection(request, route)
         elif sub in ("", "status", "scale", "finalize"):
             if method == "GET" and sub != "finalize":
                 if sub == "" and q.go_bool(request.query, "watch"):
-                    request["verb"] = "WATCH"
+                    request[VERB] = "WATCH"
                     return await serve_watch(request, route, registry)
                 return await handlers.get(request, route)
             if method == "PUT":
@@ -172,8 +178,8 @@ def _error_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awai
             code = 500
             return out.status_response(errors.InternalError(type(exc).__name__))
         finally:
-            verb = request.get("verb") or _VERBS.get(request.method, request.method)
-            resource = request.get("resource", "")
+            verb = request.get(VERB) or _VERBS.get(request.method, request.method)
+            resource = request.get(RESOURCE, "")
             metrics.observe(verb, resource, code, time.perf_counter() - start)
 
     return middleware
