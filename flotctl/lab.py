@@ -25,7 +25,11 @@ from typing import Any
 
 LAB_DIR = Path(os.environ.get("FLOTILLA_LAB_DIR", str(Path.home() / ".flotilla" / "lab")))
 ETCD_BASE_PORT = 2379
-ETCD_ENDPOINTS = "127.0.0.1:2379,127.0.0.1:2389,127.0.0.1:2399"
+
+
+def _endpoints(base_port: int) -> str:
+    # deploy/etcd_cluster.py's scheme: member i serves clients on base + 10*i.
+    return ",".join(f"127.0.0.1:{base_port + 10 * i}" for i in range(3))
 
 
 def add_commands(sub: Any) -> None:
@@ -34,6 +38,8 @@ def add_commands(sub: Any) -> None:
     up = lab_sub.add_parser("up", help="start etcd and the master")
     up.add_argument("--rest-port", type=int, default=6443)
     up.add_argument("--grpc-port", type=int, default=6444)
+    up.add_argument("--etcd-base-port", type=int, default=ETCD_BASE_PORT,
+                    help="first etcd client port; members use base, base+10, base+20")
     up.set_defaults(fn=cmd_up)
     lab_sub.add_parser("down", help="stop everything the lab started").set_defaults(fn=cmd_down)
     lab_sub.add_parser("status", help="what runs").set_defaults(fn=cmd_status)
@@ -69,15 +75,16 @@ def _ready(url: str) -> bool:
 
 def cmd_up(args: argparse.Namespace) -> int:
     LAB_DIR.mkdir(parents=True, exist_ok=True)
-    _step(f"etcd: three members on 127.0.0.1:2379/2389/2399 (data in {LAB_DIR / 'etcd'})")
-    if _etcd("start", "--base-port", str(ETCD_BASE_PORT)) != 0:
+    endpoints = _endpoints(args.etcd_base_port)
+    _step(f"etcd: three members on {endpoints} (data in {LAB_DIR / 'etcd'})")
+    if _etcd("start", "--base-port", str(args.etcd_base_port)) != 0:
         return 1
     kubeconfig = LAB_DIR.parent / "kubeconfig"
     if _master_pid() is None:
         _step(f"master: REST :{args.rest_port}, gRPC :{args.grpc_port} (log {LAB_DIR / 'master.log'})")
         log = open(LAB_DIR / "master.log", "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(
-            [sys.executable, "-m", "master.main", "--etcd-endpoints", ETCD_ENDPOINTS,
+            [sys.executable, "-m", "master.main", "--etcd-endpoints", endpoints,
              "--rest-port", str(args.rest_port), "--grpc-port", str(args.grpc_port),
              "--kubeconfig-out", str(kubeconfig)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
