@@ -70,6 +70,7 @@ class Registry:
         self.caches = WatchCaches(store, RESOURCES, decode_for=self._decoder)
         self._consistent_timeout = consistent_list_timeout_s
         self._background: set[asyncio.Task[None]] = set()
+        self._finalizing: set[str] = set()  # namespaces being emptied now
 
     @staticmethod
     def _decoder(info: ResourceInfo) -> Callable[[str, bytes, int], StoredObject]:
@@ -80,11 +81,24 @@ class Registry:
     async def run(self, *, ready: asyncio.Event) -> None:
         """Runs the watch caches; sets ready once they are listed and the
         initial namespaces exist."""
+        try:
+            await self._run(ready)
+        finally:
+            for task in list(self._background):
+                task.cancel()
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _run(self, ready: asyncio.Event) -> None:
         caches_ready = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.caches.run(ready=caches_ready), name="watch-caches")
             await caches_ready.wait()
             await self.ensure_initial_namespaces()
+            # Resume the deletion of namespaces a previous master left Terminating.
+            for ns in self.caches[NAMESPACES].list(Filter()):
+                if ns.msg.metadata.HasField("deletion_timestamp"):
+                    self._finalize_namespace_soon(ns.name)
             ready.set()
 
     async def ensure_initial_namespaces(self) -> None:
@@ -293,6 +307,8 @@ class Registry:
             if opts.dry_run:
                 return StoredObject(info, graceful, current.rv, key=key), False
             if encode_for_store(graceful) == encode_for_store(current.msg):
+                if info.kind == "Namespace":
+                    self._finalize_namespace_soon(name)
                 return current, False
             try:
                 rev = await self.store.update(key, encode_for_store(graceful), expected_revision=current.rv)
@@ -302,7 +318,7 @@ class Registry:
                 raise _translate(info, name, exc) from exc
             obj = self._written(info, key, graceful, rev)
             if info.kind == "Namespace":
-                self._spawn(self._finish_namespace(name))
+                self._finalize_namespace_soon(name)
             return obj, False
         raise errors.Conflict(info.resource, name, "too many concurrent writers; try again", group=info.group)
 
@@ -379,10 +395,18 @@ class Registry:
                 403, "Forbidden", name=namespace, kind="namespaces",
             )
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
+    def _finalize_namespace_soon(self, name: str) -> None:
+        if name in self._finalizing:
+            return
+        self._finalizing.add(name)
+        task = asyncio.ensure_future(self._finish_namespace(name))
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._background.discard(t)
+            self._finalizing.discard(name)
+
+        task.add_done_callback(done)
 
     async def _finish_namespace(self, name: str) -> None:
         """The namespace finalizer: delete everything in it, then the namespace.
