@@ -9,6 +9,7 @@ apiserver's registry translates these into API errors (404, 409, 410, 503).
       RevisionConflict     update/delete: mod_revision differs (carries current)
       Compacted            watch/list at a revision etcd has compacted away
       Unavailable          no quorum / every endpoint down / timeout (retryable)
+      TooLarge             the value is larger than etcd accepts (--max-request-bytes)
 """
 
 from __future__ import annotations
@@ -53,3 +54,7 @@ class Compacted(StoreError):
 
 class Unavailable(StoreError):
     retryable = True
+
+
+class TooLarge(StoreError):
+    pass
