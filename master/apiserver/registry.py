@@ -244,22 +244,43 @@ class Registry:
         unless the caller pinned a version (then the conflict is the answer).
         """
         key = info.key(namespace, name)
+        cache = self.caches[info]
+        # The first attempt starts from the watch cache (no etcd read); the
+        # compare-and-swap on mod_revision catches a stale start, and every
+        # conclusion drawn from a cached copy (a conflict, "nothing changed")
+        # is re-checked against etcd before it is answered.
+        cached = cache.get(key) if cache.ready else None
         for _ in range(_MAX_UPDATE_ATTEMPTS):
-            current = await self.get(info, namespace, name)
-            new = await mutate(current)
+            from_cache = cached is not None
+            current = cached if cached is not None else await self.get(info, namespace, name)
+            cached = None
+            try:
+                new = await mutate(current)
+            except errors.APIError as exc:
+                if from_cache and exc.reason == "Conflict":
+                    continue
+                raise
             admit_update(info, new, current.msg, subresource=subresource)
             new.metadata.resource_version = ""
             if encode_for_store(new) == encode_for_store(current.msg):
+                if from_cache:
+                    continue
                 return current  # nothing changed: no write, same resourceVersion
             if dry_run:
+                if from_cache:
+                    continue
                 new.metadata.resource_version = str(current.rv)
                 return StoredObject(info, new, current.rv, key=key)
-            if self._finalized(info, new):
-                return await self._remove(info, key, current, new)
+            finalized = self._finalized(info, new)
             try:
+                if finalized:
+                    # The last finalizer went: the object goes with it.
+                    _, rev = await self.store.delete(key, expected_revision=current.rv)
+                    new.metadata.resource_version = str(rev)
+                    return StoredObject(info, new, rev, key=key)
                 rev = await self.store.update(key, encode_for_store(new), expected_revision=current.rv)
             except store_errors.RevisionConflict:
-                if retry_conflicts:
+                if retry_conflicts or from_cache:
                     continue
                 raise errors.Conflict(info.resource, name, errors.STALE, group=info.group) from None
             except store_errors.KeyNotFound:
@@ -366,14 +387,6 @@ class Registry:
             return not list(new.spec.finalizers)
         return True
 
-    async def _remove(self, info: ResourceInfo, key: str, current: StoredObject, new: Any) -> StoredObject:
-        try:
-            _, rev = await self.store.delete(key, expected_revision=current.rv)
-        except store_errors.StoreError as exc:
-            raise _translate(info, current.name, exc) from exc
-        new.metadata.resource_version = str(rev)
-        return StoredObject(info, new, rev, key=key)
-
     def _written(self, info: ResourceInfo, key: str, msg: Any, rev: int) -> StoredObject:
         msg.metadata.resource_version = str(rev)
         obj = StoredObject(info, msg, rev, key=key)
@@ -465,6 +478,8 @@ def _translate(info: ResourceInfo, name: str, exc: store_errors.StoreError) -> e
         return errors.Conflict(info.resource, name, errors.STALE, group=info.group)
     if isinstance(exc, store_errors.Compacted):
         return errors.Gone(str(exc))
+    if isinstance(exc, store_errors.TooLarge):
+        return errors.TooLarge(f"Request entity too large: {exc}")
     if isinstance(exc, store_errors.Unavailable):
         return errors.ServiceUnavailable(f"etcd is unavailable: {exc}")
     return errors.InternalError(str(exc))
