@@ -64,11 +64,16 @@ class Registry:
         *,
         now: Callable[[], _dt.datetime] = utcnow,
         consistent_list_timeout_s: float = 3.0,
+        namespace_deletion_delay_s: float = 5.0,
     ) -> None:
         self.store = store
         self.now = now
         self.caches = WatchCaches(store, RESOURCES, decode_for=self._decoder)
         self._consistent_timeout = consistent_list_timeout_s
+        # Kubernetes' namespace controller waits 5 s before emptying a deleted
+        # namespace, so that a client deleting the namespace and its objects
+        # (kubectl delete -f) finds its own objects still there to delete.
+        self._namespace_delay_s = namespace_deletion_delay_s
         self._background: set[asyncio.Task[None]] = set()
         self._finalizing: set[str] = set()  # namespaces being emptied now
 
@@ -428,6 +433,7 @@ class Registry:
         the apiserver until the controller manager exists (issue 4).
         """
         try:
+            await asyncio.sleep(self._namespace_delay_s)
             for info in RESOURCES:
                 if not info.namespaced:
                     continue

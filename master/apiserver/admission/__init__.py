@@ -24,6 +24,13 @@ from master.apiserver.errors import Cause
 from master.apiserver.resources import ResourceInfo
 
 
+# Kinds whose metadata.generation Kubernetes maintains (a controller reports
+# status.observedGeneration against it); others leave it unset.
+GENERATION_KINDS = frozenset(
+    {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "ReplicationController", "Job", "CronJob"}
+)
+
+
 def admit_create(info: ResourceInfo, msg: Any, *, now: _dt.datetime) -> None:
     """Defaults and validates a new object; sets uid, creationTimestamp, generation."""
     strategy = strategy_for(info.kind)
@@ -36,7 +43,7 @@ def admit_create(info: ResourceInfo, msg: Any, *, now: _dt.datetime) -> None:
     meta.ClearField("deletion_grace_period_seconds")
     meta.resource_version = ""
     meta.self_link = ""
-    if _has_field(msg, "spec"):
+    if info.kind in GENERATION_KINDS:
         meta.generation = 1
     if info.has_status_subresource and _has_field(msg, "status"):
         strategy.reset_status_on_create(msg)
@@ -77,7 +84,7 @@ def admit_update(info: ResourceInfo, new: Any, old: Any, *, subresource: str = "
     elif info.has_status_subresource and _has_field(new, "status"):
         new.status.CopyFrom(old.status)
     strategy.default(new)
-    if _has_field(new, "spec") and new.spec.SerializeToString(deterministic=True) != old.spec.SerializeToString(deterministic=True):
+    if info.kind in GENERATION_KINDS and new.spec.SerializeToString(deterministic=True) != old.spec.SerializeToString(deterministic=True):
         meta.generation = old_meta.generation + 1
     causes = meta_rules.validate(info, meta) + strategy.validate(new)
     if subresource != "binding":
