@@ -22,6 +22,8 @@ from master.apiserver.server import APIServer, APIServerConfig
 from master.kubeconfig import write_kubeconfig
 from master.logs import setup_logging
 from master.storage.etcd import EtcdStore
+from master.storage.interface import Store
+from master.storage.prefixed import PrefixedStore
 
 log = logging.getLogger("flotilla.master")
 
@@ -41,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="address clients use to reach this master (default: 127.0.0.1 when bound to all)")
     p.add_argument("--kubeconfig-out", default=str(Path.home() / ".flotilla" / "kubeconfig"),
                    help="where to write a kubeconfig for kubectl ('' to skip)")
+    p.add_argument("--etcd-prefix", default="",
+                   help="keep every key under this prefix, so several clusters can share one etcd")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.add_argument("--log-level", default="info")
     for c in COMPONENTS:
@@ -56,7 +60,8 @@ async def run(args: argparse.Namespace) -> None:
     if args.disable_apiserver:
         log.error("nothing to run: the apiserver is disabled and no other component exists yet")
         raise SystemExit(2)
-    store = await EtcdStore.open(endpoints)
+    etcd = await EtcdStore.open(endpoints)
+    store: Store = PrefixedStore(etcd, args.etcd_prefix) if args.etcd_prefix else etcd
     try:
         advertise = args.advertise_address or (
             "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address
@@ -75,7 +80,7 @@ async def run(args: argparse.Namespace) -> None:
                                             "grpc": f"{advertise}:{server.grpc_port}",
                                             "kubeconfig": args.kubeconfig_out})
     finally:
-        await store.close()
+        await etcd.close()
 
 
 async def _component(name: str, coro: object) -> None:

@@ -61,7 +61,7 @@ class ObjectsService(objects_pb2_grpc.ObjectsServicer):
         except errors.APIError as exc:
             code = exc.code
             await _abort(context, exc)
-            raise AssertionError("unreachable")  # abort raises
+            raise AssertionError("unreachable") from exc  # abort raises
         except asyncio.CancelledError:
             code = 499
             raise
@@ -71,7 +71,7 @@ class ObjectsService(objects_pb2_grpc.ObjectsServicer):
             code = 500
             log.exception("internal error in gRPC %s", verb)
             await _abort(context, errors.InternalError(type(exc).__name__))
-            raise AssertionError("unreachable")
+            raise AssertionError("unreachable") from exc
         finally:
             self.metrics.observe(verb, getattr(ref, "resource", ""), code, time.perf_counter() - start, face="grpc")
 

@@ -37,8 +37,14 @@ from master.storage.interface import Store
 
 log = logging.getLogger(__name__)
 
-NAMESPACES = lookup("", "namespaces")
-assert NAMESPACES is not None
+def _resource(group: str, resource: str) -> ResourceInfo:
+    info = lookup(group, resource)
+    if info is None:
+        raise LookupError(f"{resource} is not in the resource registry")
+    return info
+
+
+NAMESPACES = _resource("", "namespaces")
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_UPDATE_ATTEMPTS = 8

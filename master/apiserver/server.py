@@ -18,7 +18,6 @@ import grpc
 from aiohttp import web
 
 from master.apiserver.grpc_face import ObjectsService
-
 from master.apiserver.metrics import Metrics
 from master.apiserver.registry import Registry
 from master.apiserver.rest.app import make_app

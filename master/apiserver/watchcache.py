@@ -60,7 +60,8 @@ class NotReady(Exception):
 
 
 class Selector(Protocol):
-    empty: bool
+    @property
+    def empty(self) -> bool: ...
 
     def matches(self, values: Any) -> bool: ...
 

@@ -23,7 +23,6 @@ from master.apiserver.admission.strategies import strategy_for
 from master.apiserver.errors import Cause
 from master.apiserver.resources import ResourceInfo
 
-
 # Kinds whose metadata.generation Kubernetes maintains (a controller reports
 # status.observedGeneration against it); others leave it unset.
 GENERATION_KINDS = frozenset(

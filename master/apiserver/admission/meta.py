@@ -104,7 +104,7 @@ def validate(info: ResourceInfo, meta: Any) -> list[Cause]:
         causes.append(Cause("FieldValueForbidden", "Forbidden: not allowed on this type", "metadata.namespace"))
     for k, v in meta.labels.items():
         causes += [invalid("metadata.labels", k, e) for e in qualified_name_errors(k)]
-        causes += [invalid(f"metadata.labels", v, e) for e in label_value_errors(v)]
+        causes += [invalid("metadata.labels", v, e) for e in label_value_errors(v)]
     size = 0
     for k, v in meta.annotations.items():
         causes += [invalid("metadata.annotations", k, e) for e in qualified_name_errors(k.lower())]

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -95,7 +96,7 @@ def make_app(registry: Registry, *, metrics: Metrics, ready: asyncio.Event, serv
                     request[VERB] = "WATCH"
                     return await serve_watch(request, route, registry)
                 request[VERB] = "LIST"
-                return await handlers.list(request, route)
+                return await handlers.list_(request, route)
             if method == "POST":
                 return await handlers.create(request, route)
             if method == "DELETE":
@@ -119,7 +120,7 @@ def make_app(registry: Registry, *, metrics: Metrics, ready: asyncio.Event, serv
             raise errors.ServiceUnavailable(
                 f"pods/{sub} is served through the node agent, which this master has none of yet"
             )
-        raise errors.MethodNotAllowed(f"the server does not allow this method on the requested resource")
+        raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
 
     r = app.router
     for path in ("/version", "/version/"):
@@ -148,7 +149,7 @@ async def not_found(_: web.Request) -> web.StreamResponse:
 _VERBS = {"GET": "GET", "POST": "POST", "PUT": "PUT", "PATCH": "PATCH", "DELETE": "DELETE"}
 
 
-def _error_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _error_middleware(metrics: Metrics) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         start = time.perf_counter()

@@ -14,7 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from master.apiserver import errors, patch as patching
+from master.apiserver import errors
+from master.apiserver import patch as patching
 from master.apiserver.objects import StoredObject
 from master.apiserver.patchschema import schema_for
 from master.apiserver.registry import DeleteOptions, Registry, parse_resource_version
@@ -23,7 +24,12 @@ from master.apiserver.rest import body as bodies
 from master.apiserver.rest import query as q
 from master.apiserver.rest import responses as out
 from master.apiserver.rest.paths import Route
-from master.apiserver.selectors import SelectorError, label_selector_from_dict, parse_field_selector, parse_label_selector
+from master.apiserver.selectors import (
+    SelectorError,
+    label_selector_from_dict,
+    parse_field_selector,
+    parse_label_selector,
+)
 from master.apiserver.watchcache import Filter
 from protos.codec import DecodeError, from_dict
 from protos.meta.v1 import meta_pb2
@@ -35,7 +41,7 @@ class Handlers:
 
     # --- collection ----------------------------------------------------------
 
-    async def list(self, request: web.Request, route: Route) -> web.StreamResponse:
+    async def list_(self, request: web.Request, route: Route) -> web.StreamResponse:
         info = route.info
         query = request.query
         flt = make_filter(info, route.namespace, query)
@@ -90,6 +96,15 @@ class Handlers:
 
     # --- one object -----------------------------------------------------------
 
+    async def _exists(self, route: Route) -> bool:
+        try:
+            await self.registry.get(route.info, route.namespace, route.name)
+        except errors.APIError as exc:
+            if exc.code != 404 or route.subresource:
+                raise
+            return False
+        return True
+
     async def get(self, request: web.Request, route: Route) -> web.StreamResponse:
         info = route.info
         obj = await self.registry.get(info, route.namespace, route.name)
@@ -134,11 +149,7 @@ class Handlers:
         if mtype == bodies.APPLY_PATCH:
             if not isinstance(document, dict):
                 raise errors.BadRequest("an apply patch must be a JSON or YAML object")
-            try:
-                await self.registry.get(info, route.namespace, route.name)
-            except errors.APIError as exc:
-                if exc.code != 404 or route.subresource:
-                    raise
+            if not await self._exists(route):
                 msg = bodies.decode_object(info, document, validation=validation, warnings=warnings)
                 if msg.metadata.name and msg.metadata.name != route.name:
                     raise errors.BadRequest(
