@@ -82,6 +82,9 @@ def admit_update(info: ResourceInfo, new: Any, old: Any, *, subresource: str = "
         pass  # the registry's binding sets nodeName and PodScheduled itself
     elif info.has_status_subresource and _has_field(new, "status"):
         new.status.CopyFrom(old.status)
+    # Carry over what the server allocated and a client may leave out (a
+    # Service's clusterIP) before spec changes are judged.
+    strategy.prepare_for_update(new, old)
     strategy.default(new)
     if info.kind in GENERATION_KINDS and new.spec.SerializeToString(deterministic=True) != old.spec.SerializeToString(deterministic=True):
         meta.generation = old_meta.generation + 1
