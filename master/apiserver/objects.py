@@ -28,7 +28,7 @@ from protos.codec import to_dict
 
 
 class StoredObject:
-    __slots__ = ("info", "msg", "rv", "key", "_dict", "_json", "_pb", "_fields")
+    __slots__ = ("info", "msg", "rv", "key", "_dict", "_json", "_pb", "_fields", "_lines")
 
     def __init__(self, info: ResourceInfo, msg: Message, rv: int, *, key: str | None = None) -> None:
         self.info = info
@@ -40,6 +40,7 @@ class StoredObject:
         self._json: bytes | None = None
         self._pb: bytes | None = None
         self._fields: dict[str, str] | None = None
+        self._lines: dict[str, bytes] | None = None
 
     @property
     def name(self) -> str:
@@ -67,6 +68,16 @@ class StoredObject:
         if self._json is None:
             self._json = json.dumps(self.as_dict(), separators=(",", ":")).encode()
         return self._json
+
+    def watch_line(self, type_: str) -> bytes:
+        """`{"type":T,"object":...}\n`, built once per event type for every watcher."""
+        if self._lines is None:
+            self._lines = {}
+        line = self._lines.get(type_)
+        if line is None:
+            line = b'{"type":"' + type_.encode() + b'","object":' + self.to_json() + b"}\n"
+            self._lines[type_] = line
+        return line
 
     def to_pb(self) -> bytes:
         if self._pb is None:

@@ -23,7 +23,7 @@ import asyncio
 import datetime as _dt
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,8 @@ def _resource(group: str, resource: str) -> ResourceInfo:
 NAMESPACES = _resource("", "namespaces")
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_MAX_UPDATE_ATTEMPTS = 8
+# Conflicting writers retry until this deadline (Kubernetes: the request timeout).
+UPDATE_RETRY_DEADLINE_S = 30.0
 
 
 @dataclass
@@ -261,7 +262,7 @@ class Registry:
         # conclusion drawn from a cached copy (a conflict, "nothing changed")
         # is re-checked against etcd before it is answered.
         cached = cache.get(key) if cache.ready else None
-        for _ in range(_MAX_UPDATE_ATTEMPTS):
+        async for _ in _attempts():
             from_cache = cached is not None
             current = cached if cached is not None else await self.get(info, namespace, name)
             cached = None
@@ -307,7 +308,7 @@ class Registry:
         """Deletes, or starts a graceful deletion. Returns the object and
         whether it is gone (False: it carries deletionTimestamp now)."""
         key = info.key(namespace, name)
-        for _ in range(_MAX_UPDATE_ATTEMPTS):
+        async for _ in _attempts():
             current = await self.get(info, namespace, name)
             meta = current.msg.metadata
             if opts.precondition_uid is not None and opts.precondition_uid != meta.uid:
@@ -472,6 +473,19 @@ def _namespace_defaults(msg: Any) -> None:
     if not msg.spec.finalizers:
         msg.spec.finalizers.append("kubernetes")
     msg.status.phase = "Active"
+
+
+async def _attempts() -> AsyncIterator[int]:
+    """Attempt numbers until the retry deadline; after a few quick retries,
+    back off a little (with jitter) so that many writers of one key spread out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + UPDATE_RETRY_DEADLINE_S
+    attempt = 0
+    while loop.time() < deadline:
+        if attempt >= 3:
+            await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.1)))
+        yield attempt
+        attempt += 1
 
 
 def parse_resource_version(text: str, *, field: str = "resourceVersion") -> int:

@@ -81,7 +81,12 @@ def admit_update(info: ResourceInfo, new: Any, old: Any, *, subresource: str = "
     elif subresource == "binding":
         pass  # the registry's binding sets nodeName and PodScheduled itself
     elif info.has_status_subresource and _has_field(new, "status"):
-        new.status.CopyFrom(old.status)
+        # Mirror presence too: an absent status must stay absent, or an
+        # unchanged PUT would look like a change and write.
+        if old.HasField("status"):
+            new.status.CopyFrom(old.status)
+        else:
+            new.ClearField("status")
     # Carry over what the server allocated and a client may leave out (a
     # Service's clusterIP) before spec changes are judged.
     strategy.prepare_for_update(new, old)

@@ -36,30 +36,56 @@ def media_type(content_type: str | None) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def parse_document(raw: bytes, mtype: str) -> Any:
-    """JSON (or YAML) text -> a Python value."""
+def parse_document(raw: bytes, mtype: str, *, validation: str = "Ignore", warnings: list[str] | None = None) -> Any:
+    """JSON (or YAML) text -> a Python value.
+
+    A key repeated within one object is refused under fieldValidation=Strict
+    and warned about under Warn (the last value wins), as Kubernetes does.
+    """
     if len(raw) > MAX_BODY_BYTES:
         raise errors.TooLarge()
     if not raw.strip():
         raise errors.BadRequest("the request body is empty")
+    duplicates: list[str] = []
     if mtype in (JSON, MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH, "*/*"):
-        return _json(raw)
-    if mtype in (YAML, "application/x-yaml", "text/yaml", APPLY_PATCH):
+        value = _json(raw, duplicates)
+    elif mtype in (YAML, "application/x-yaml", "text/yaml", APPLY_PATCH):
         # apply-patch+yaml bodies are JSON from kubectl; JSON is YAML anyway.
         try:
-            return _json(raw)
+            value = _json(raw, duplicates)
         except errors.APIError:
-            return _yaml(raw)
-    raise errors.UnsupportedMediaType(mtype)
+            duplicates.clear()
+            value = _yaml(raw)
+    else:
+        raise errors.UnsupportedMediaType(mtype)
+    if duplicates:
+        details = ", ".join(f'json: duplicate field "{d}"' for d in dict.fromkeys(duplicates))
+        if validation == "Strict":
+            raise errors.BadRequest(f"strict decoding error: {details}")
+        if validation == "Warn" and warnings is not None:
+            warnings.extend(f'duplicate field "{d}"' for d in dict.fromkeys(duplicates))
+    return value
 
 
-def _json(raw: bytes) -> Any:
+def _reject_constant(name: str) -> Any:
+    raise errors.BadRequest(f"error decoding JSON: {name} is not a JSON value")
+
+
+def _json(raw: bytes, duplicates: list[str]) -> Any:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in items:
+            if k in out:
+                duplicates.append(k)
+            out[k] = v
+        return out
+
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise errors.BadRequest(f"the body is not valid UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=pairs, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise errors.BadRequest(
             f"error decoding JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -68,9 +94,14 @@ def _json(raw: bytes) -> Any:
         raise errors.BadRequest("error decoding JSON: nested too deeply") from None
 
 
+# Aliases make a small YAML text a huge document ("billion laughs"): the
+# expanded document may hold at most this many values.
+MAX_YAML_NODES = 1_000_000
+
+
 def _yaml(raw: bytes) -> Any:
     try:
-        docs = list(yaml.safe_load_all(raw))
+        docs = list(yaml.load_all(raw, Loader=_LOADER))
     except yaml.YAMLError as exc:
         raise errors.BadRequest(f"error decoding YAML: {_short(str(exc))}") from None
     except (RecursionError, ValueError, TypeError) as exc:
@@ -78,11 +109,18 @@ def _yaml(raw: bytes) -> Any:
     docs = [d for d in docs if d is not None]
     if len(docs) != 1:
         raise errors.BadRequest(f"expected exactly one YAML document, got {len(docs)}")
-    return _json_safe(docs[0])
+    budget = [MAX_YAML_NODES]
+    return _json_safe(docs[0], 0, budget)
 
 
-def _json_safe(value: Any, depth: int = 0) -> Any:
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _json_safe(value: Any, depth: int, budget: list[int]) -> Any:
     """YAML can produce dates, sets and non-string keys; JSON cannot."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise errors.BadRequest("error decoding YAML: the document is too large once its aliases are expanded")
     if depth > 100:
         raise errors.BadRequest("error decoding YAML: nested too deeply")
     if isinstance(value, dict):
@@ -90,13 +128,13 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise errors.BadRequest(f"error decoding YAML: map key {k!r} is not a string")
-            out[k] = _json_safe(v, depth + 1)
+            out[k] = _json_safe(v, depth + 1, budget)
         return out
     if isinstance(value, list):
-        return [_json_safe(v, depth + 1) for v in value]
+        return [_json_safe(v, depth + 1, budget) for v in value]
     if value is None or isinstance(value, (str, int, float, bool)):
-        if isinstance(value, float) and value != value:
-            raise errors.BadRequest("error decoding YAML: NaN is not a JSON number")
+        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+            raise errors.BadRequest("error decoding YAML: NaN and infinities are not JSON numbers")
         return value
     return str(value)
 

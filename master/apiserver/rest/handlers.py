@@ -49,6 +49,7 @@ class Handlers:
         if rv_text:
             parse_resource_version(rv_text)
         limit = q.go_int(query, "limit")
+        q.go_int(query, "timeoutSeconds")
         token = query.get("continue", "")
         start_key = ""
         if token:
@@ -73,14 +74,16 @@ class Handlers:
         info = route.info
         warnings: list[str] = []
         dry = q.dry_run(request.query)
-        data = await read_document(request)
-        msg = bodies.decode_object(info, data, validation=q.field_validation(request.query), warnings=warnings)
+        validation = q.field_validation(request.query)
+        data = await read_document(request, validation=validation, warnings=warnings)
+        msg = bodies.decode_object(info, data, validation=validation, warnings=warnings)
         obj = await self.registry.create(info, route.namespace, msg, dry_run=dry)
         return out.obj_response(obj, status=201, warnings=warnings)
 
     async def delete_collection(self, request: web.Request, route: Route) -> web.StreamResponse:
         info = route.info
         flt = make_filter(info, route.namespace, request.query)
+        q.go_int(request.query, "timeoutSeconds")
         opts = await delete_options(request)
         objs, rv = await self.registry.list(info, flt, resource_version="")
         gone = []
@@ -122,8 +125,8 @@ class Handlers:
         info = route.info
         warnings: list[str] = []
         dry = q.dry_run(request.query)
-        data = await read_document(request)
         validation = q.field_validation(request.query)
+        data = await read_document(request, validation=validation, warnings=warnings)
         if route.subresource == "scale":
             scale = decode_scale(data, validation=validation, warnings=warnings)
             obj = await self.set_replicas(route, scale, dry_run=dry)
@@ -142,13 +145,22 @@ class Handlers:
             raise errors.UnsupportedMediaType(mtype)
         dry = q.dry_run(request.query)
         validation = q.field_validation(request.query)
-        document = bodies.parse_document(await read_body(request), mtype)
         warnings: list[str] = []
+        document = bodies.parse_document(await read_body(request), mtype, validation=validation, warnings=warnings)
+        body_warnings = list(warnings)
         if route.subresource == "scale":
             return await self.patch_scale(route, mtype, document, dry_run=dry, validation=validation, warnings=warnings)
         if mtype == bodies.APPLY_PATCH:
             if not isinstance(document, dict):
                 raise errors.BadRequest("an apply patch must be a JSON or YAML object")
+            if document.get("apiVersion") != info.api_version or document.get("kind") != info.kind:
+                raise errors.BadRequest(
+                    f"Incorrect version specified in apply patch. Specified patch version: "
+                    f"{document.get('apiVersion') or ''}, expected: {info.api_version}"
+                    if document.get("apiVersion") != info.api_version else
+                    f"Incorrect kind specified in apply patch. Specified patch kind: "
+                    f"{document.get('kind') or ''}, expected: {info.kind}"
+                )
             if not await self._exists(route):
                 msg = bodies.decode_object(info, document, validation=validation, warnings=warnings)
                 if msg.metadata.name and msg.metadata.name != route.name:
@@ -169,7 +181,7 @@ class Handlers:
             pinned = meta.get("resourceVersion") if isinstance(meta, dict) else None
             if pinned not in (None, "") and pinned != str(current.rv):
                 raise errors.Conflict(info.resource, route.name, errors.STALE, group=info.group)
-            del warnings[:]
+            warnings[:] = body_warnings
             return bodies.decode_object(info, patched, validation=validation, warnings=warnings)
 
         sub = "status" if route.subresource == "status" else ""
@@ -193,7 +205,9 @@ class Handlers:
     async def binding(self, request: web.Request, route: Route) -> web.StreamResponse:
         from master.apiserver.resources import lookup
 
-        data = await read_document(request)
+        validation = q.field_validation(request.query)
+        warnings: list[str] = []
+        data = await read_document(request, validation=validation, warnings=warnings)
         if not isinstance(data, dict):
             raise errors.BadRequest("a Binding must be a JSON object")
         binding_info = lookup("", "pods")
@@ -204,9 +218,8 @@ class Handlers:
             binding, unknown = from_dict(core_pb2.Binding, data)
         except DecodeError as exc:
             raise errors.BadRequest(f'Binding in version "v1" cannot be handled as a Binding: {exc}') from None
-        warnings: list[str] = []
         if unknown:
-            bodies.apply_field_validation(unknown, validation=q.field_validation(request.query), warnings=warnings)
+            bodies.apply_field_validation(unknown, validation=validation, warnings=warnings)
         await bind_pod(self.registry, route.namespace, route.name, binding, dry_run=q.dry_run(request.query))
         return out.dict_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201, warnings=warnings)
 
@@ -247,11 +260,11 @@ async def read_body(request: web.Request) -> bytes:
         raise errors.TooLarge() from None
 
 
-async def read_document(request: web.Request) -> Any:
+async def read_document(request: web.Request, *, validation: str, warnings: list[str]) -> Any:
     mtype = bodies.media_type(request.headers.get("Content-Type"))
     if mtype in bodies.PATCH_TYPES:
         raise errors.UnsupportedMediaType(mtype)
-    return bodies.parse_document(await read_body(request), mtype)
+    return bodies.parse_document(await read_body(request), mtype, validation=validation, warnings=warnings)
 
 
 def apply_patch(mtype: str, original: Any, document: Any, schema: Any) -> Any:

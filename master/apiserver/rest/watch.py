@@ -69,7 +69,7 @@ async def serve_watch(request: web.Request, route: Route, registry: Registry, *,
 
     def encode(type_: str, obj: StoredObject) -> bytes:
         if not as_table:
-            return _line(type_, obj.to_json())
+            return obj.watch_line(type_)
         table = tables.one_row_table(info.resource, info.group, obj.as_dict(), resource_version=str(obj.rv),
                                      include_object=include, now=registry.now())
         return _line(type_, json.dumps(table, separators=(",", ":")).encode())
