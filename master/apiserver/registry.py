@@ -37,14 +37,14 @@ from master.storage.interface import Store
 
 log = logging.getLogger(__name__)
 
-def _resource(group: str, resource: str) -> ResourceInfo:
+def resource_info(group: str, resource: str) -> ResourceInfo:
     info = lookup(group, resource)
     if info is None:
         raise LookupError(f"{resource} is not in the resource registry")
     return info
 
 
-NAMESPACES = _resource("", "namespaces")
+NAMESPACES = resource_info("", "namespaces")
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # Conflicting writers retry until this deadline (Kubernetes: the request timeout).

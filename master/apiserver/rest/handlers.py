@@ -18,7 +18,7 @@ from master.apiserver import errors
 from master.apiserver import patch as patching
 from master.apiserver.objects import StoredObject
 from master.apiserver.patchschema import schema_for
-from master.apiserver.registry import DeleteOptions, Registry, parse_resource_version
+from master.apiserver.registry import DeleteOptions, Registry, parse_resource_version, resource_info
 from master.apiserver.resources import ResourceInfo
 from master.apiserver.rest import body as bodies
 from master.apiserver.rest import query as q
@@ -33,6 +33,8 @@ from master.apiserver.selectors import (
 from master.apiserver.watchcache import Filter
 from protos.codec import DecodeError, from_dict
 from protos.meta.v1 import meta_pb2
+
+PODS = resource_info("", "pods")
 
 
 class Handlers:
@@ -203,15 +205,11 @@ class Handlers:
     # --- subresources ----------------------------------------------------------
 
     async def binding(self, request: web.Request, route: Route) -> web.StreamResponse:
-        from master.apiserver.resources import lookup
-
         validation = q.field_validation(request.query)
         warnings: list[str] = []
         data = await read_document(request, validation=validation, warnings=warnings)
         if not isinstance(data, dict):
             raise errors.BadRequest("a Binding must be a JSON object")
-        binding_info = lookup("", "pods")
-        assert binding_info is not None
         from protos.core.v1 import core_pb2
 
         try:
@@ -362,10 +360,7 @@ def decode_scale(data: Any, *, validation: str, warnings: list[str]) -> Any:
 
 async def bind_pod(registry: Registry, namespace: str, name: str, binding: Any, *, dry_run: bool = False) -> StoredObject:
     """pods/binding: set spec.nodeName once, mark PodScheduled (the scheduler's write)."""
-    from master.apiserver.resources import lookup
-
-    pods = lookup("", "pods")
-    assert pods is not None
+    pods = PODS
     node = binding.target.name
     if not node:
         raise errors.Invalid("Binding", name, [errors.required("target.name")])

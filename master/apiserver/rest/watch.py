@@ -34,10 +34,10 @@ DEFAULT_TIMEOUT_RANGE_S = (1800, 3600)
 BOOKMARK_EVERY_S = 60.0
 
 
-async def serve_watch(request: web.Request, route: Route, registry: Registry, *, gauge: object = None) -> web.StreamResponse:
+async def serve_watch(request: web.Request, route: Route, registry: Registry) -> web.StreamResponse:
     info = route.info
     query = request.query
-    flt = make_filter(info, route.namespace if not route.name else route.namespace, query)
+    flt = make_filter(info, route.namespace, query)
     if route.name:
         # GET .../pods/NAME?watch=true: the legacy single-object watch.
         flt = type(flt)(namespace=route.namespace, name=route.name, labels=flt.labels, fields=flt.fields)
