@@ -34,6 +34,9 @@ class APIServerConfig:
     grpc_port: int = 6444
     # What discovery tells clients the server's address is ("" = the Host header).
     advertise: str = ""
+    # DefaultTolerationSeconds admission: the tolerationSeconds new pods get for
+    # not-ready:NoExecute and unreachable:NoExecute (Kubernetes: 300; None: off).
+    default_toleration_seconds: int | None = 300
 
 
 @dataclass
@@ -48,7 +51,8 @@ class APIServer:
     registry: Registry = field(init=False)
 
     def __post_init__(self) -> None:
-        self.registry = Registry(self.store)
+        self.registry = Registry(
+            self.store, default_toleration_seconds=self.config.default_toleration_seconds)
 
     async def run(self, *, ready: asyncio.Event) -> None:
         cfg = self.config

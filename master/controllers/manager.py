@@ -32,6 +32,15 @@ ControllerFactory = Callable[[ControllerContext], Controller]
 def _registry() -> dict[str, ControllerFactory]:
     """name -> controller class. Imported lazily so each module stays optional."""
     controllers: dict[str, ControllerFactory] = {}
+    from master.controllers.garbagecollector import GarbageCollector
+    from master.controllers.namespace import NamespaceController
+    from master.controllers.nodelifecycle import NodeLifecycleController
+    from master.controllers.resourcequota import ResourceQuotaController
+
+    controllers[NamespaceController.name] = NamespaceController
+    controllers[GarbageCollector.name] = GarbageCollector
+    controllers[NodeLifecycleController.name] = NodeLifecycleController
+    controllers[ResourceQuotaController.name] = ResourceQuotaController
     return controllers
 
 
