@@ -25,14 +25,14 @@ def at(seconds: float) -> _dt.datetime:
 
 # --- namespace ---------------------------------------------------------------------------
 
-I = nsplan.ContentItem
+Item = nsplan.ContentItem
 
 
 @pytest.mark.parametrize(("items", "delete", "remaining", "finalizers"), [
     ([], [], {}, {}),
-    ([I("pods", "a"), I("pods", "b", deleting=True), I("configmaps", "c")],
+    ([Item("pods", "a"), Item("pods", "b", deleting=True), Item("configmaps", "c")],
      ["a", "c"], {"pods": 2, "configmaps": 1}, {}),
-    ([I("configmaps", "held", deleting=True, finalizers=("example.com/x",))],
+    ([Item("configmaps", "held", deleting=True, finalizers=("example.com/x",))],
      [], {"configmaps": 1}, {"example.com/x": 1}),
 ])
 def test_plan_content(items: list[nsplan.ContentItem], delete: list[str], remaining: dict[str, int],
@@ -48,7 +48,7 @@ def test_plan_content(items: list[nsplan.ContentItem], delete: list[str], remain
     ([], [], {"NamespaceDeletionContentFailure": ("False", "ContentDeleted"),
               "NamespaceContentRemaining": ("False", "ContentRemoved"),
               "NamespaceFinalizersRemaining": ("False", "ContentHasNoFinalizers")}),
-    ([I("pods", "a", deleting=True), I("pods", "b", deleting=True, finalizers=("f",))], ["pods a: boom"],
+    ([Item("pods", "a", deleting=True), Item("pods", "b", deleting=True, finalizers=("f",))], ["pods a: boom"],
      {"NamespaceDeletionContentFailure": ("True", "ContentDeletionFailed"),
       "NamespaceContentRemaining": ("True", "SomeResourcesRemain"),
       "NamespaceFinalizersRemaining": ("True", "SomeFinalizersRemain")}),
@@ -63,7 +63,7 @@ def test_compute_conditions(items: list[nsplan.ContentItem], failures: list[str]
 
 
 def test_condition_messages_match_kubernetes() -> None:
-    plan = nsplan.plan_content([I("pods", "a", deleting=True), I("pods", "b", deleting=True, finalizers=("f",))])
+    plan = nsplan.plan_content([Item("pods", "a", deleting=True), Item("pods", "b", deleting=True, finalizers=("f",))])
     by_type = {c.type: c.message for c in nsplan.compute_conditions(plan, [])}
     assert by_type["NamespaceContentRemaining"] == "Some resources are remaining: pods has 2 resource instances"
     assert by_type["NamespaceFinalizersRemaining"] == (
