@@ -1,8 +1,8 @@
 """ResourceQuota admission: check a create against every quota of its
 namespace and charge the quotas it uses, race-free.
 
-The registry calls `QuotaAdmission.admit(...)` around the etcd create of
-every namespaced object (after defaults and validation, as Kubernetes runs
+The registry calls `QuotaAdmission.create(..., write)` for the etcd create
+of every namespaced object (`check` for dry runs) (after defaults and validation, as Kubernetes runs
 quota last). Inside it:
 
 1. the namespace's quotas come from the watch cache; if none limits what the
@@ -31,8 +31,7 @@ change on update here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -65,18 +64,23 @@ class QuotaAdmission:
         self.registry = registry
         self._locks: dict[str, asyncio.Lock] = {}
 
-    @contextlib.asynccontextmanager
-    async def admit(self, info: ResourceInfo, namespace: str, msg: Any, *,
-                    dry_run: bool = False) -> AsyncIterator[None]:
-        """Check (and unless dry_run, charge) `msg`; the body writes it under the lock."""
+    async def create(self, info: ResourceInfo, namespace: str, msg: Any,
+                     write: Callable[[], Awaitable[int]]) -> int:
+        """Check and charge `msg`, then `write()` it (under the namespace lock
+        when a quota limits it); returns what write returns."""
         usage = rq.usage_of(info.resource, info.group, msg)
         if not info.namespaced or not self._limited(namespace, usage):
-            yield
-            return
+            return await write()
         lock = self._locks.setdefault(namespace, asyncio.Lock())
         async with lock:
-            await self._check_and_charge(info, namespace, msg, usage, dry_run=dry_run)
-            yield
+            await self._check_and_charge(info, namespace, msg, usage, dry_run=False)
+            return await write()
+
+    async def check(self, info: ResourceInfo, namespace: str, msg: Any) -> None:
+        """A dry run: the verdict without a charge."""
+        usage = rq.usage_of(info.resource, info.group, msg)
+        if info.namespaced and self._limited(namespace, usage):
+            await self._check_and_charge(info, namespace, msg, usage, dry_run=True)
 
     def _quotas(self, namespace: str) -> list[StoredObject]:
         cache = self.registry.caches[_QUOTAS]

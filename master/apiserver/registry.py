@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -94,6 +95,9 @@ class Registry:
         # DefaultTolerationSeconds admission (None switches it off).
         self.default_toleration_seconds = default_toleration_seconds
         self.quota = QuotaAdmission(self)
+        # Namespaces this registry marked Terminating: creates in them are
+        # refused even before the watch cache shows the deletion.
+        self._terminating: dict[str, str] = {}  # name -> uid of the namespace deleted
 
     @staticmethod
     def _decoder(info: ResourceInfo) -> Callable[[str, bytes, int], StoredObject]:
@@ -188,18 +192,21 @@ class Registry:
                 _namespace_defaults(msg)
             if info.kind == "Pod" and self.default_toleration_seconds is not None:
                 add_default_tolerations(msg, self.default_toleration_seconds)
+            if dry_run:
+                await self.quota.check(info, namespace, msg)
+                return StoredObject(info, msg, 0)
             key = info.key(namespace, meta.name)
-            # Quota runs last (Kubernetes: a validating admission plugin) and
-            # holds its namespace lock until the object is written.
-            async with self.quota.admit(info, namespace, msg, dry_run=dry_run):
-                if dry_run:
-                    return StoredObject(info, msg, 0)
-                try:
-                    rev = await _store_call(info, meta.name, self.store.create(key, encode_for_store(msg)))
-                except errors.APIError as exc:
-                    if exc.reason == "AlreadyExists" and generated:
-                        continue
-                    raise
+            try:
+                # Quota runs last (Kubernetes: a validating admission plugin),
+                # around the write: it holds its namespace lock until then.
+                rev = await self.quota.create(info, namespace, msg, functools.partial(
+                    _create, self.store, info, key, msg))
+            except errors.APIError as exc:
+                if exc.reason == "AlreadyExists" and generated:
+                    continue
+                raise
+            if info.kind == "Namespace":
+                self._terminating.pop(meta.name, None)
             return self._written(info, key, msg, rev)
         raise errors.AlreadyExists(info.resource, meta.name, group=info.group)
 
@@ -353,6 +360,8 @@ class Registry:
                 continue
             except store_errors.StoreError as exc:
                 raise _translate(info, name, exc) from exc
+            if info.kind == "Namespace":
+                self._terminating[name] = meta.uid
             return self._written(info, key, graceful, rev), False
         raise errors.Conflict(info.resource, name, "too many concurrent writers; try again", group=info.group)
 
@@ -427,7 +436,8 @@ class Registry:
             if kv is None:
                 raise errors.NotFound("namespaces", namespace)
             ns = decode_from_store(NAMESPACES, NAMESPACES.key("", namespace), kv.value, kv.mod_revision)
-        if ns.msg.metadata.HasField("deletion_timestamp"):
+        if ns.msg.metadata.HasField("deletion_timestamp") or (
+                self._terminating.get(namespace) == ns.msg.metadata.uid):
             raise errors.APIError(
                 f"unable to create new content in namespace {namespace} because it is being terminated",
                 403, "Forbidden", name=namespace, kind="namespaces",
@@ -460,6 +470,11 @@ def _namespace_defaults(msg: Any) -> None:
     if not msg.spec.finalizers:
         msg.spec.finalizers.append("kubernetes")
     msg.status.phase = "Active"
+
+
+async def _create(store: Store, info: ResourceInfo, key: str, msg: Any) -> int:
+    rev: int = await _store_call(info, msg.metadata.name, store.create(key, encode_for_store(msg)))
+    return rev
 
 
 async def _attempts() -> AsyncIterator[int]:
