@@ -155,7 +155,9 @@ class GarbageCollector(Controller):
     async def _owner_exists(self, dependent: Any, ref: Any) -> bool:
         kind = by_owner_ref(self.kinds, ref.api_version, ref.kind)
         if kind is None:
-            return False  # a kind nobody serves cannot own anything
+            # A kind this client cannot look up: keep the dependent (Kubernetes
+            # does not collect what it cannot resolve either).
+            return True
         namespace = dependent.metadata.namespace if kind.info.namespaced else ""
         try:
             owner = await self.client.get(kind.cls, ref.name, namespace=namespace)

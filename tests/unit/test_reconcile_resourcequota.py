@@ -5,6 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from master.reconcile import resourcequota as rq
 from protos.core.v1 import core_pb2
@@ -144,3 +146,40 @@ def test_plan_admission_of_an_object_count() -> None:
 def test_plan_status(hard: dict[str, str], used: dict[str, Fraction], cur_hard: dict[str, str],
                      cur_used: dict[str, str], want: dict[str, str] | None) -> None:
     assert rq.plan_status(hard, used, cur_hard, cur_used) == want
+
+
+# --- safety property ---------------------------------------------------------------------
+
+_STEP = st.one_of(
+    st.tuples(st.just("create"), st.integers(min_value=0, max_value=1500)),  # millicores
+    st.tuples(st.just("finish"), st.integers(min_value=0, max_value=50)),  # a pod goes terminal
+    st.tuples(st.just("recalc"), st.integers(min_value=0, max_value=50)),  # controller, lagging
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hard_m=st.integers(min_value=0, max_value=5000), steps=st.lists(_STEP, max_size=60))
+def test_admission_never_admits_past_the_quota(hard_m: int, steps: list[tuple[str, int]]) -> None:
+    """Whatever the controller writes to status.used (from informers that lag
+    by any number of pods), admission checking against max(status.used, its own
+    count) never lets the running pods' requests exceed hard."""
+    hard = {"requests.cpu": f"{hard_m}m", "pods": "20"}
+    running: list[core_pb2.Pod] = []
+    status: dict[str, Fraction] = {}
+    for op, n in steps:
+        if op == "create":
+            p = pod({"requests": {"cpu": f"{n}m"}})
+            counted = rq.compute_used(hard, [("pods", "", x) for x in running])
+            used = {k: max(status.get(k, F(0)), counted[k]) for k in hard}
+            verdict = rq.plan_admission([rq.QuotaView("q", hard, used)], rq.usage_of("pods", "", p), pod=p)
+            if not verdict.error:
+                status = dict((verdict.charges or {})["q"])
+                running.append(p)
+        elif op == "finish" and running:
+            running.pop(n % len(running))
+        elif op == "recalc":
+            seen = running[: max(len(running) - n, 0)]  # an informer missing the newest pods
+            status = rq.compute_used(hard, [("pods", "", x) for x in seen])
+        total = rq.compute_used(hard, [("pods", "", x) for x in running])
+        assert total["requests.cpu"] <= F(hard_m, 1000)
+        assert total["pods"] <= 20
