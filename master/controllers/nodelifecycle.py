@@ -51,6 +51,7 @@ class NodeLifecycleController(Controller):
         self.leases.add_handler(on_add=self._lease_changed,
                                 on_update=lambda _o, n: self._lease_changed(n),
                                 on_delete=self._lease_changed)
+        self.first_seen: dict[str, _dt.datetime] = {}  # node name -> first sync (clock.wall)
         self.pods = ctx.informers.informer(core_pb2.Pod)
         self.pods.add_index(_BY_NODE, lambda p: [p.spec.node_name] if p.spec.node_name else [])
         self.pods.add_handler(on_add=self._pod_changed,
@@ -66,10 +67,13 @@ class NodeLifecycleController(Controller):
     async def sync(self, key: str) -> None:
         node = self.nodes.get(key)
         if node is None:
+            self.first_seen.pop(key, None)
             return
         now = self.clock.wall()
+        since = self.first_seen.setdefault(key, now)
         lease = self.leases.get(f"{self.lease_ns}/{key}")
-        health = plan.plan_node_health(node, lease, now=now, grace_s=self.grace_s)
+        health = plan.plan_node_health(node, lease, now=now, grace_s=self.grace_s,
+                                       observed_since=since)
         if health.mark_unknown:
             node = await self._mark_unknown(node, now)
             if node is None:

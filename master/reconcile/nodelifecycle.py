@@ -3,8 +3,8 @@ its Ready condition calls for, and when a pod on a NoExecute-tainted node
 must go.
 
 * `plan_node_health`: the last heartbeat is the latest of the Lease's
-  renewTime, the Ready condition's lastHeartbeatTime and the node's
-  creation; once it is older than the grace period and Ready is not Unknown
+  renewTime, the Ready condition's lastHeartbeatTime, the node's creation
+  and when the controller first saw it; once it is older than the grace period and Ready is not Unknown
   yet, every kubelet condition becomes Unknown (reason NodeStatusUnknown,
   "Kubelet stopped posting node status.") and a NodeNotReady event is due.
   The answer also says when to look again (the heartbeat's expiry).
@@ -54,8 +54,9 @@ def ready_condition(node: Any) -> Any | None:
     return None
 
 
-def last_heartbeat(node: Any, lease: Any | None) -> _dt.datetime | None:
-    times = [_ts(node.metadata.creation_timestamp)]
+def last_heartbeat(node: Any, lease: Any | None, *,
+                   observed_since: _dt.datetime | None = None) -> _dt.datetime | None:
+    times = [_ts(node.metadata.creation_timestamp), observed_since]
     ready = ready_condition(node)
     if ready is not None:
         times.append(_ts(ready.last_heartbeat_time))
@@ -65,8 +66,13 @@ def last_heartbeat(node: Any, lease: Any | None) -> _dt.datetime | None:
     return max(known) if known else None
 
 
-def plan_node_health(node: Any, lease: Any | None, *, now: _dt.datetime, grace_s: float) -> HealthPlan:
-    beat = last_heartbeat(node, lease)
+def plan_node_health(node: Any, lease: Any | None, *, now: _dt.datetime, grace_s: float,
+                     observed_since: _dt.datetime | None = None) -> HealthPlan:
+    """`observed_since`: when this controller first saw the node. Like
+    Kubernetes' probe timestamps it gives every node a full grace period
+    after a controller (re)start, so that a master that was down does not
+    declare every node dead at once."""
+    beat = last_heartbeat(node, lease, observed_since=observed_since)
     if beat is None:
         return HealthPlan(recheck_after_s=grace_s)
     expires = beat + _dt.timedelta(seconds=grace_s)

@@ -199,6 +199,14 @@ def test_plan_node_health(n: core_pb2.Node, lz: coordination_pb2.Lease | None, n
     assert (plan.mark_unknown, plan.recheck_after_s) == (unknown, recheck)
 
 
+def test_a_restarted_controller_gives_every_node_a_full_grace_period() -> None:
+    stale = node(ready="True")
+    plan = nl.plan_node_health(stale, lease(0), now=at(1000), grace_s=40, observed_since=at(990))
+    assert (plan.mark_unknown, plan.recheck_after_s) == (False, 30.0)
+    plan = nl.plan_node_health(stale, lease(0), now=at(1030), grace_s=40, observed_since=at(990))
+    assert plan.mark_unknown
+
+
 def test_mark_unknown_sets_every_kubelet_condition() -> None:
     n = node(ready="True")
     nl.mark_unknown(n, now=at(50))
