@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from master.client import Client, NotFound
+from protos.apps.v1 import apps_pb2
 from protos.core.v1 import core_pb2
 from tests.integration.hollow import hollow_cluster
 from tests.integration.lifecycle import Controlled, controlled_master, eventually
@@ -80,6 +81,41 @@ async def test_cascading_delete_with_kubectl_in_all_three_modes(etcd_cluster: An
             assert kept is not None and list(kept.metadata.owner_references) == [], name
         leaf = await exists(client, "leaf", ns)
         assert leaf is not None and [r.uid for r in leaf.metadata.owner_references] == [mid.metadata.uid]
+
+
+async def test_foreground_delete_of_a_replicaset_waits_for_its_pods(etcd_cluster: Any) -> None:
+    """Pods on a (hollow) node: each goes through its grace period and the
+    agent's grace-0 delete while it carries foregroundDeletion, then goes."""
+    async with controlled_master(etcd_cluster.endpoints, controllers=["garbagecollector"],
+                                 options={"garbagecollector": {"recheck_s": 0.2}}) as c, \
+            hollow_cluster(c.client, nodes=1, prefix=f"gc{uuid.uuid4().hex[:4]}") as hc:
+        client = c.client
+        name = f"rs-{uuid.uuid4().hex[:6]}"
+        rs = apps_pb2.ReplicaSet()
+        rs.metadata.name, rs.metadata.namespace = name, "default"
+        rs.spec.selector.match_labels["app"] = name
+        rs.spec.template.metadata.labels["app"] = name
+        rs.spec.template.spec.containers.add(name="c", image="busybox")
+        rs = await client.create(rs)
+        pods = []
+        for i in range(2):
+            p = core_pb2.Pod()
+            p.metadata.name, p.metadata.namespace = f"{name}-{i}", "default"
+            p.metadata.labels["app"] = name
+            p.metadata.owner_references.add(api_version="apps/v1", kind="ReplicaSet", name=name,
+                                            uid=rs.metadata.uid, controller=True,
+                                            block_owner_deletion=True)
+            p.spec.node_name = next(iter(hc.nodes))
+            p.spec.containers.add(name="c", image="busybox")
+            pods.append(await client.create(p))
+        res = await c.kubectl("delete", "replicaset", name, "-n", "default", "--cascade=foreground")
+        assert res.returncode == 0, res.stderr
+        for p in pods:
+            try:
+                await client.get(core_pb2.Pod, p.metadata.name, namespace="default")
+            except NotFound:
+                continue
+            raise AssertionError(f"{p.metadata.name} outlived its foreground-deleted owner")
 
 
 async def _gone(client: Client, name: str, ns: str) -> bool:
