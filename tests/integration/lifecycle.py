@@ -3,7 +3,9 @@ chosen controllers running against it, kubectl bound to it, and a poller.
 
 `controlled_master(endpoints, controllers=[...], options={...})` yields a
 `Controlled` (the master, a Client, the ControllerManager) and tears all of
-it down, even when the test fails.
+it down, even when the test fails. `controllers_in_thread(target, [...])`
+runs controllers against any master (e.g. a `master_process`) from a
+synchronous test, on an event loop in a thread of its own.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -101,3 +104,47 @@ async def eventually(check: Callable[[], Awaitable[T]], *, timeout_s: float = 30
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout_s}s (last: {last!r})")
         await asyncio.sleep(0.1)
+
+
+@contextlib.contextmanager
+def controllers_in_thread(grpc_target: str, controllers: list[str], *,
+                          options: dict[str, dict[str, Any]] | None = None,
+                          timeout_s: float = 30) -> Iterator[None]:
+    """Run `controllers` against the master at `grpc_target` until the block ends."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    failed: list[BaseException] = []
+
+    async def main() -> None:
+        async with await Client.connect(grpc_target, wait_ready_s=10) as client:
+            manager = ControllerManager(client, enabled=controllers, options=options or {},
+                                        resync_period_s=0)
+            started = asyncio.Event()
+            task = asyncio.create_task(manager.run(ready=started))
+            await started.wait()
+            ready.set()
+            await task
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(main())
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            failed.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=run, name="controllers", daemon=True)
+    thread.start()
+    try:
+        if not ready.wait(timeout_s) or failed:
+            raise RuntimeError(f"controllers did not start: {failed}")
+        yield
+    finally:
+        def cancel_all() -> None:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+
+        loop.call_soon_threadsafe(cancel_all)
+        thread.join(timeout_s)
+        loop.close()
