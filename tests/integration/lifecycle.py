@@ -46,15 +46,16 @@ class Controlled:
         candidate = DISPATCHER.resolve().parent / f"kubectl.1.{minor}"
         return str(candidate) if candidate.exists() else str(DISPATCHER)
 
-    async def kubectl(self, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    async def kubectl(self, *args: str, stdin: str | None = None,
+                      timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
         kubeconfig = self.workdir / "kubeconfig"
         if not kubeconfig.exists():
             write_kubeconfig(kubeconfig, self.master.url)
         env = dict(os.environ, KUBECONFIG=str(kubeconfig), HOME=str(self.workdir))
 
         def run() -> subprocess.CompletedProcess[str]:
-            return subprocess.run([self.kubectl_binary(), *args], capture_output=True, text=True,
-                                  env=env, timeout=timeout_s, check=False)
+            return subprocess.run([self.kubectl_binary(), *args], input=stdin, capture_output=True,
+                                  text=True, env=env, timeout=timeout_s, check=False)
 
         # Blocking calls run in a thread so that the in-process master keeps serving.
         return await asyncio.to_thread(run)

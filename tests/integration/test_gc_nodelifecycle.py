@@ -83,6 +83,27 @@ async def test_cascading_delete_with_kubectl_in_all_three_modes(etcd_cluster: An
         assert leaf is not None and [r.uid for r in leaf.metadata.owner_references] == [mid.metadata.uid]
 
 
+async def test_delete_puts_the_finalizers_its_propagation_policy_asks_for(etcd_cluster: Any) -> None:
+    """No garbage collector runs here: the apiserver's part alone."""
+    async with controlled_master(etcd_cluster.endpoints, controllers=[]) as c:
+        client = c.client
+        for policy, want in (("Foreground", ["foregroundDeletion"]), ("Orphan", ["orphan"])):
+            name = f"{policy.lower()}-{uuid.uuid4().hex[:6]}"
+            await client.create(configmap(name, "default"))
+            held = await client.delete(core_pb2.ConfigMap, name, namespace="default",
+                                       propagation_policy=policy)
+            assert held is not None and list(held.metadata.finalizers) == want
+            assert held.metadata.HasField("deletion_timestamp")
+            # A later Background delete drops the GC finalizer, and the object goes.
+            await client.delete(core_pb2.ConfigMap, name, namespace="default",
+                                propagation_policy="Background")
+            assert await exists(client, name, "default") is None
+        name = f"background-{uuid.uuid4().hex[:6]}"
+        await client.create(configmap(name, "default"))
+        await client.delete(core_pb2.ConfigMap, name, namespace="default", propagation_policy="Background")
+        assert await exists(client, name, "default") is None
+
+
 async def test_foreground_delete_of_a_replicaset_waits_for_its_pods(etcd_cluster: Any) -> None:
     """Pods on a (hollow) node: each goes through its grace period and the
     agent's grace-0 delete while it carries foregroundDeletion, then goes."""

@@ -4,6 +4,7 @@ etcd cluster, with the namespace and quota controllers running in-process."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -148,6 +149,15 @@ async def test_quota_rejects_the_pod_that_exceeds_it_with_kubernetes_message(etc
         assert str(refused.value) == ('pods "second" is forbidden: exceeded quota: compute, '
                                       "requested: requests.cpu=2, used: requests.cpu=1, "
                                       "limited: requests.cpu=2")
+        # The same refusal over REST, as kubectl shows it.
+        manifest = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "second"},
+                               "spec": {"containers": [{"name": "c", "image": "busybox",
+                                                        "resources": {"requests": {"cpu": "2"}}}]}})
+        res = await c.kubectl("create", "-n", ns, "-f", "-", stdin=manifest)
+        assert res.returncode == 1
+        assert ('Error from server (Forbidden): error when creating "STDIN": pods "second" is forbidden: '
+                "exceeded quota: compute, requested: requests.cpu=2, used: requests.cpu=1, "
+                "limited: requests.cpu=2") in res.stderr, res.stderr
         with pytest.raises(Forbidden) as unspecified:
             await client.create(in_ns(pod("bare"), ns))
         assert str(unspecified.value) == ('pods "bare" is forbidden: failed quota: compute: '
