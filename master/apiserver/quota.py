@@ -7,14 +7,16 @@ quota last). Inside it:
 
 1. the namespace's quotas come from the watch cache; if none limits what the
    object uses, nothing else happens (no lock, no write);
-2. otherwise a per-namespace lock is taken and held until the object is
-   written, so creates in this apiserver are checked one at a time;
+2. otherwise a per-namespace lock is taken for the check and the charge,
+   so creates in this apiserver are checked one at a time; an admitted
+   object counts from then on (in flight, then written), so the lock does
+   not wait for its write;
 3. usage is the larger of each quota's status.used and a count of the
-   objects of the same kind in a consistent read of the watch cache. The
+   objects of the same kind: the watch cache plus the objects this
+   apiserver created whose revision the cache has not applied yet. The
    count makes admission independent of how far behind the quota controller
    is (it may lower status.used from a lagging informer); status.used
-   covers charges made by another apiserver whose objects are not written
-   yet;
+   covers charges made by another apiserver;
 4. the verdict is `master.reconcile.resourcequota.plan_admission`; a refusal
    is Kubernetes' 403 Forbidden (`pods "x" is forbidden: exceeded quota:
    ...`) and writes nothing;
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +57,9 @@ def _quota_info() -> ResourceInfo:
 _QUOTAS = _quota_info()
 
 
+_USAGE_MEMO_MAX = 200_000
+
+
 def forbidden(info: ResourceInfo, name: str, detail: str) -> errors.APIError:
     return errors.APIError(f'{info.group_resource} "{name}" is forbidden: {detail}', 403, "Forbidden",
                            name=name, group=info.group, kind=info.resource)
@@ -63,6 +69,16 @@ class QuotaAdmission:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._locks: dict[str, asyncio.Lock] = {}
+        # Objects this apiserver admitted under a quota, by (group, resource,
+        # namespace): in flight, or written at a revision the watch cache has
+        # not applied yet. Cache + these = everything this process admitted.
+        self._recent: dict[tuple[str, str, str], list[_Admitted]] = {}
+        # The last version of each quota this apiserver wrote: the next charge
+        # starts from it rather than from a cache that has not caught up.
+        self._written: dict[tuple[str, str], StoredObject] = {}
+        # Usage of each cached object version ((key, rv) -> usage): counting a
+        # namespace then costs a dict sum per object, not quantity parsing.
+        self._usage: dict[tuple[str, int], dict[str, Fraction]] = {}
 
     async def create(self, info: ResourceInfo, namespace: str, msg: Any,
                      write: Callable[[], Awaitable[int]]) -> int:
@@ -72,9 +88,18 @@ class QuotaAdmission:
         if not info.namespaced or not self._limited(namespace, usage):
             return await write()
         lock = self._locks.setdefault(namespace, asyncio.Lock())
+        recent = self._recent.setdefault((info.group, info.resource, namespace), [])
         async with lock:
             await self._check_and_charge(info, namespace, msg, usage, dry_run=False)
-            return await write()
+            # Counted from here on, so the lock need not wait for the write.
+            admitted = _Admitted(info.key(namespace, msg.metadata.name), msg)
+            recent.append(admitted)
+        try:
+            admitted.rev = await write()
+        except BaseException:
+            recent.remove(admitted)
+            raise
+        return admitted.rev
 
     async def check(self, info: ResourceInfo, namespace: str, msg: Any) -> None:
         """A dry run: the verdict without a charge."""
@@ -105,12 +130,30 @@ class QuotaAdmission:
 
     async def _count(self, info: ResourceInfo, namespace: str,
                      quotas: list[StoredObject]) -> dict[str, Fraction]:
-        """Usage of this kind in the namespace now, from a consistent cache read."""
-        objs, _ = await self.registry.list(info, Filter(namespace=namespace), resource_version="")
+        """Usage of this kind in the namespace: the watch cache plus what this
+        apiserver wrote that the cache has not applied yet (no etcd round trip;
+        writes of other apiservers are covered by the status.used they charged)."""
         hard: dict[str, str] = {}
         for q in quotas:
             hard.update(q.msg.spec.hard)
-        return rq.compute_used(hard, ((info.resource, info.group, o.msg) for o in objs))
+        cache = self.registry.caches[info]
+        if not cache.ready:
+            objs, _ = await self.registry.list(info, Filter(namespace=namespace), resource_version="")
+            return rq.compute_used(hard, ((info.resource, info.group, o.msg) for o in objs))
+        if len(self._usage) > _USAGE_MEMO_MAX:
+            self._usage.clear()
+        usages: dict[str, dict[str, Fraction]] = {}
+        for o in cache.list(Filter(namespace=namespace)):
+            memo = self._usage.get((o.key, o.rv))
+            if memo is None:
+                memo = self._usage[(o.key, o.rv)] = rq.usage_of(info.resource, info.group, o.msg)
+            usages[o.key] = memo
+        recent = self._recent.get((info.group, info.resource, namespace), [])
+        recent[:] = [r for r in recent if r.rev is None or r.rev > cache.rv]
+        for r in recent:
+            if r.key not in usages:
+                usages[r.key] = rq.usage_of(info.resource, info.group, r.obj)
+        return rq.sum_usage(hard, usages.values())
 
     async def _charge(self, info: ResourceInfo, quota: str, namespace: str, msg: Any,
                       usage: dict[str, Fraction], counted: dict[str, Fraction], pod: Any) -> None:
@@ -126,11 +169,22 @@ class QuotaAdmission:
                 new.status.hard.update(new.spec.hard)
             return new
 
+        mine = self._written.pop((namespace, quota), None)
         try:
-            await self.registry.guaranteed_update(_QUOTAS, namespace, quota, mutate, subresource="status")
+            written = await self.registry.guaranteed_update(
+                _QUOTAS, namespace, quota, mutate, subresource="status", start=mine)
         except errors.APIError as exc:
             if exc.code != 404:  # a quota deleted meanwhile limits nothing
                 raise
+            return
+        self._written[(namespace, quota)] = written
+
+
+@dataclass
+class _Admitted:
+    key: str
+    obj: Any
+    rev: int | None = None  # None while the write is in flight
 
 
 def _view(quota: Any, counted: dict[str, Fraction]) -> rq.QuotaView:

@@ -259,11 +259,14 @@ class Registry:
         subresource: str = "",
         dry_run: bool = False,
         retry_conflicts: bool = True,
+        start: StoredObject | None = None,
     ) -> StoredObject:
         """Read, mutate (returns the new message), admit, compare-and-swap.
 
         On a conflict the whole cycle runs again against the new version,
         unless the caller pinned a version (then the conflict is the answer).
+        `start`: a copy the caller knows to be newer than the cache's (its own
+        last write), tried first like a cached one.
         """
         key = info.key(namespace, name)
         cache = self.caches[info]
@@ -272,6 +275,8 @@ class Registry:
         # conclusion drawn from a cached copy (a conflict, "nothing changed")
         # is re-checked against etcd before it is answered.
         cached = cache.get(key) if cache.ready else None
+        if start is not None and (cached is None or start.rv > cached.rv):
+            cached = start
         async for _ in _attempts():
             from_cache = cached is not None
             current = cached if cached is not None else await self.get(info, namespace, name)

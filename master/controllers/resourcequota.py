@@ -2,8 +2,10 @@
 status.used current.
 
 It watches quotas and every kind the Client knows (shared informers,
-indexed by namespace); a change to any object enqueues the quotas of its
-namespace, and every quota is recalculated each `resync_s` as well. The
+indexed by namespace). Like Kubernetes' replenishment, only what can lower
+usage enqueues the quotas of a namespace (a delete, a pod going terminal or
+being deleted): creates are charged by admission. A quota's own change and
+every `resync_s` recalculate it as well. The
 arithmetic is master/reconcile/resourcequota.py, the same the apiserver's
 admission uses, so both count the same things (terminal pods and pods
 being deleted count for nothing).
@@ -16,6 +18,7 @@ its own consistent count. Options: resync_s (30).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from master.client.errors import NotFound
@@ -36,7 +39,9 @@ class ResourceQuotaController(Controller):
         self.resync_s = float(ctx.option(self.name, "resync_s", 30.0))
         self.kinds = [k for k in all_kinds(self.client.kinds) if k.info.namespaced]
         self.quotas = ctx.informers.informer(core_pb2.ResourceQuota)
-        self.quotas.add_handler(**self.enqueue_handlers())
+        # Not on status changes: those are admission's charges (or our own
+        # writes); reacting to them would only fight admission for the object.
+        self.quotas.add_handler(on_add=self.enqueue, on_update=self._quota_updated)
         self.indexed: list[tuple[Kind, Any]] = []
         for kind in self.kinds:
             inf = ctx.informers.informer(kind.cls)
@@ -44,8 +49,22 @@ class ResourceQuotaController(Controller):
             self.indexed.append((kind, inf))
             if kind.cls is core_pb2.ResourceQuota:
                 continue
-            inf.add_handler(on_add=self._changed, on_update=lambda _o, n: self._changed(n),
-                            on_delete=self._changed)
+            inf.add_handler(on_update=self._update_handler(kind), on_delete=self._changed)
+
+    def _quota_updated(self, old: Any, new: Any) -> None:
+        if old.spec.SerializeToString(deterministic=True) != new.spec.SerializeToString(deterministic=True):
+            self.enqueue(new)
+
+    def _update_handler(self, kind: Kind) -> Callable[[Any, Any], None]:
+        """Only a change in what an object uses (a pod going terminal or being
+        deleted) needs a recalculation: creates were charged by admission."""
+        res, group = kind.info.resource, kind.info.group
+
+        def on_update(old: Any, new: Any) -> None:
+            if old is not new and rq.usage_of(res, group, old) != rq.usage_of(res, group, new):
+                self._changed(new)
+
+        return on_update
 
     def _changed(self, obj: Any) -> None:
         for q in self.quotas.by_index(_BY_NAMESPACE, obj.metadata.namespace):

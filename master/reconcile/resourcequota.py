@@ -102,9 +102,14 @@ def tracked_by(hard: Mapping[str, str], usage: Mapping[str, Fraction]) -> dict[s
 
 def compute_used(hard: Mapping[str, str], objects: Iterable[tuple[str, str, Any]]) -> dict[str, Fraction]:
     """The namespace's usage of every resource `hard` names, from (resource, group, object)."""
+    return sum_usage(hard, (usage_of(resource, group, obj) for resource, group, obj in objects))
+
+
+def sum_usage(hard: Mapping[str, str], usages: Iterable[Mapping[str, Fraction]]) -> dict[str, Fraction]:
+    """The sum of per-object usages, for every resource `hard` names."""
     used = {name: Fraction(0) for name in hard}
-    for resource, group, obj in objects:
-        for name, value in usage_of(resource, group, obj).items():
+    for usage in usages:
+        for name, value in usage.items():
             if name in used:
                 used[name] += value
     return used
