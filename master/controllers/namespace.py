@@ -24,6 +24,7 @@ recheck_s (1).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 from typing import Any, ClassVar
 
@@ -33,6 +34,8 @@ from master.controllers.base import Controller, ControllerContext
 from master.controllers.kindtable import Kind, all_kinds
 from master.reconcile import namespace as plan
 from protos.core.v1 import core_pb2
+
+_PARALLEL_DELETES = 16  # deletes in flight at once while emptying a namespace
 
 
 class NamespaceController(Controller):
@@ -62,10 +65,10 @@ class NamespaceController(Controller):
         name = split_key(key)[1]
         items, objects, failures = await self._contents(name)
         content = plan.plan_content(items)
-        for item in content.delete:
-            err = await self._delete(name, objects[(item.resource, item.name)])
-            if err:
-                failures.append(err)
+        for start in range(0, len(content.delete), _PARALLEL_DELETES):
+            batch = content.delete[start:start + _PARALLEL_DELETES]
+            errs = await asyncio.gather(*(self._delete(name, objects[(i.resource, i.name)]) for i in batch))
+            failures.extend(e for e in errs if e)
         # What was deleted without lingering no longer counts as remaining.
         items, _, more = await self._contents(name)
         content = plan.plan_content(items)
