@@ -97,7 +97,9 @@ def render(doc: dict[str, Any], pod: str) -> str:
         out.append(f"Pod {pod}: Unschedulable at {doc.get('time')}\n")
         out.append(f"Message: {doc.get('message')}\n")
     filters = doc.get("filters", [])
-    out.append(f"{doc.get('nodes', 0)} node(s), {doc.get('feasible', 0)} feasible; "
+    total, evaluated = doc.get("nodes", 0), doc.get("evaluated", doc.get("nodes", 0))
+    sampled = f", {evaluated} evaluated" if evaluated != total else ""
+    out.append(f"{total} node(s){sampled}, {doc.get('feasible', 0)} feasible; "
                f"filters in order: {', '.join(filters)}\n\n")
     rows = [["NODE", "RESULT", "FAILED FILTERS"]]
     for r in doc.get("rows", []):
@@ -111,6 +113,9 @@ def render(doc: dict[str, Any], pod: str) -> str:
         hist = ", ".join(f"{n} {why}" for why, n in (omitted.get("reasons") or {}).items())
         out.append(f"... and {omitted['nodes']} more node(s) not listed "
                    f"({omitted.get('feasible', 0)} feasible{'; ' + hist if hist else ''})\n")
+    if omitted.get("not_evaluated"):
+        out.append(f"... and {omitted['not_evaluated']} node(s) not evaluated: enough feasible nodes "
+                   "were found first (percentageOfNodesToScore)\n")
     scores = doc.get("scores", [])
     feasible = [r for r in doc.get("rows", []) if not r.get("failed")]
     if feasible and scores:

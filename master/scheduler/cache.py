@@ -12,6 +12,8 @@ No I/O; the caller owns the Clock.
 
 from __future__ import annotations
 
+import bisect
+from types import MappingProxyType
 from typing import Any
 
 from master.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
@@ -25,17 +27,28 @@ class SchedulerCache:
         self._node_pods: dict[str, dict[str, PodInfo]] = {}
         self._assumed: dict[str, float | None] = {}  # key -> expiry (None: bind in flight)
         self._infos: dict[str, NodeInfo] = {}
+        self._order: list[str] = []  # node names, sorted (kept, not re-sorted per snapshot)
+        self._affinity: dict[str, PodInfo] = {}  # placed pods with pod (anti-)affinity terms
         self._dirty: set[str] = set()
+        self._membership_changed = True  # a node came or went: rebuild the node list
+        self._list: list[NodeInfo] = []  # NodeInfos in _order
+        self._index: dict[str, int] = {}
         self._snapshot: Snapshot | None = None
 
     # Nodes -------------------------------------------------------------------------
 
     def set_node(self, node: Any) -> None:
-        self._nodes[node.metadata.name] = node
-        self._touch(node.metadata.name)
+        name = node.metadata.name
+        if name not in self._nodes:
+            bisect.insort(self._order, name)
+            self._membership_changed = True
+        self._nodes[name] = node
+        self._touch(name)
 
     def remove_node(self, name: str) -> None:
-        self._nodes.pop(name, None)
+        if self._nodes.pop(name, None) is not None:
+            del self._order[bisect.bisect_left(self._order, name)]
+            self._membership_changed = True
         self._infos.pop(name, None)
         self._touch(name)
 
@@ -85,16 +98,28 @@ class SchedulerCache:
     def snapshot(self) -> Snapshot:
         if self._snapshot is not None and not self._dirty:
             return self._snapshot
+        infos = self._infos
         for name in self._dirty:
             node = self._nodes.get(name)
             if node is not None:
-                self._infos[name] = NodeInfo.build(node, self._node_pods.get(name, {}).values())
+                infos[name] = NodeInfo.build(node, self._node_pods.get(name, {}).values())
+                if not self._membership_changed:
+                    self._list[self._index[name]] = infos[name]
         self._dirty.clear()
-        self._snapshot = Snapshot.of(self._infos.values())
+        if self._membership_changed:
+            self._list = [infos[n] for n in self._order]
+            self._index = {n: i for i, n in enumerate(self._order)}
+            self._membership_changed = False
+        with_affinity = tuple((infos[p.node_name], p) for p in self._affinity.values()
+                              if p.node_name in infos)
+        # Copies: the snapshot must not change when the cache does.
+        self._snapshot = Snapshot(tuple(self._list), MappingProxyType(dict(infos)), with_affinity)
         return self._snapshot
 
     def _put(self, info: PodInfo) -> None:
         self._pods[info.key] = info
+        if info.has_affinity:
+            self._affinity[info.key] = info
         self._node_pods.setdefault(info.node_name, {})[info.key] = info
         self._touch(info.node_name)
 
@@ -102,6 +127,7 @@ class SchedulerCache:
         info = self._pods.pop(key, None)
         if info is None:
             return
+        self._affinity.pop(key, None)
         on_node = self._node_pods.get(info.node_name, {})
         on_node.pop(key, None)
         if not on_node:

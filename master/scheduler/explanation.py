@@ -7,17 +7,19 @@ writes it beside PodScheduled=False). `flotctl explain` reads it; the format
 is the contract between them:
 
     {"v": 1, "result": "Scheduled" | "Unschedulable", "node": "n2" | null,
-     "time": "2026-12-01T06:00:00Z", "nodes": 3, "feasible": 2,
+     "time": "2026-12-01T06:00:00Z", "nodes": 3, "evaluated": 3, "feasible": 2,
      "filters": ["NodeUnschedulable", ...], "scores": [["NodeResourcesLeastAllocated", 1], ...],
      "rows": [{"node": "n2", "failed": {}, "scores": [87, 99, ...], "total": 412}, ...],
-     "omitted": {"nodes": 0, "feasible": 0, "reasons": {}},
+     "omitted": {"nodes": 0, "feasible": 0, "reasons": {}, "not_evaluated": 0},
      "message": "0/3 nodes are available: ..."}
 
 "failed" maps each filter the node failed to its reasons ("; "-joined);
 "scores" follow the "scores" plugin order (feasible nodes only). At most
 `max_rows` nodes are listed (the chosen one, then the best feasible, then
 the failing ones by name); the rest are counted in "omitted", with a
-histogram of their first failure. Pure.
+histogram of their first failure; "not_evaluated" counts the nodes the
+search never reached (Kubernetes' percentageOfNodesToScore, large
+clusters only). Pure.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ MAX_ROWS = 20
 
 
 def _row(v: NodeVerdict, score_names: list[str]) -> dict[str, Any]:
-    failed = {name: "; ".join(s.reasons) for name, s in v.filters.items() if not s.ok}
+    failed = {name: "; ".join(s.reasons) for name, s in v.failed}
     scores = [v.scores.get(n, 0) for n in score_names] if v.feasible else []
     return {"node": v.node, "failed": failed, "scores": scores, "total": v.total}
 
@@ -61,13 +63,15 @@ def render_explanation(decision: Decision, *, at: datetime, max_rows: int = MAX_
         "result": "Scheduled" if decision.node else "Unschedulable",
         "node": decision.node,
         "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "nodes": len(decision.verdicts),
+        "nodes": decision.nodes_total,
+        "evaluated": len(decision.verdicts),
         "feasible": decision.feasible,
         "filters": list(decision.filter_names),
         "scores": [[n, w] for n, w in decision.score_weights],
         "rows": [_row(v, score_names) for v in shown],
         "omitted": {"nodes": len(rest), "feasible": sum(1 for v in rest if v.feasible),
-                    "reasons": dict(sorted(reasons.items()))},
+                    "reasons": dict(sorted(reasons.items())),
+                    "not_evaluated": decision.nodes_total - len(decision.verdicts)},
         "message": decision.message,
     }
     return json.dumps(doc, separators=(",", ":"))

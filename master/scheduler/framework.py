@@ -53,16 +53,29 @@ class Status:
 SUCCESS = Status()
 
 
+class _Skip:
+    """What `prepare` returns when the plugin has nothing to check for this pod."""
+
+    def __repr__(self) -> str:
+        return "SKIP"
+
+
+# A filter that skips passes every node; a scorer that skips gives every node 0
+# (what it would have computed anyway), and neither is called per node.
+SKIP: Any = _Skip()
+
+
 class FilterPlugin:
     """Decides, per node, whether the pod may run there."""
 
     name: ClassVar[str] = ""
 
     def prepare(self, pod: PodInfo, snapshot: Snapshot) -> Any:
-        """Per-cycle state shared by every `filter` call of this cycle."""
+        """Per-cycle state shared by every `filter` call of this cycle (or SKIP)."""
         return None
 
     def filter(self, state: Any, pod: PodInfo, node: NodeInfo) -> Status:
+        """SUCCESS, or a Status with Kubernetes' reason(s)."""
         raise NotImplementedError
 
 
@@ -73,6 +86,7 @@ class ScorePlugin:
     weight: ClassVar[int] = 1
 
     def prepare(self, pod: PodInfo, snapshot: Snapshot, feasible: Sequence[NodeInfo]) -> Any:
+        """Per-cycle state shared by every `score` call of this cycle (or SKIP)."""
         return None
 
     def score(self, state: Any, pod: PodInfo, node: NodeInfo) -> int:

@@ -82,6 +82,7 @@ class Scheduler:
         scheduler_name: str = DEFAULT_SCHEDULER,
         initial_backoff_s: float = 1.0,
         max_backoff_s: float = 10.0,
+        percentage_of_nodes_to_score: int = 0,
     ) -> None:
         self.client = client
         self.clock: Clock = clock or RealClock()
@@ -97,6 +98,10 @@ class Scheduler:
         self.cache = SchedulerCache()
         self.queue = SchedulingQueue(clock=self.clock, initial_backoff_s=initial_backoff_s,
                                      max_backoff_s=max_backoff_s)
+        # Kubernetes' percentageOfNodesToScore (0: adaptive; every node up to 100
+        # nodes); the search starts where the previous one stopped.
+        self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
+        self._next_start = 0
         self.scheduled = 0  # binds that succeeded (benchmarks, tests)
         self.nodes.add_handler(on_add=self._node_added, on_update=self._node_updated,
                                on_delete=self._node_deleted)
@@ -185,7 +190,12 @@ class Scheduler:
                 or self.cache.is_assumed(key)):
             self.queue.done(key)
             return
-        decision = compute_decision(PodInfo.of(pod), self.cache.snapshot(), self.profile, self.rng)
+        snapshot = self.cache.snapshot()
+        decision = compute_decision(PodInfo.of(pod), snapshot, self.profile, self.rng,
+                                    start=self._next_start,
+                                    percentage=self.percentage_of_nodes_to_score)
+        if snapshot.nodes:
+            self._next_start = (self._next_start + len(decision.verdicts)) % len(snapshot.nodes)
         explanation = render_explanation(decision, at=self.clock.wall())
         if decision.node is not None:
             self.cache.assume(pod, decision.node)

@@ -127,16 +127,20 @@ class NodeInfo:
     non_zero_requested: Resources
     used_ports: frozenset[tuple[str, str, int]]
     pods: tuple[PodInfo, ...]
+    owner_counts: Mapping[str, int]  # controller owner uid -> pods of it here
 
     @classmethod
     def build(cls, node: Any, pods: Iterable[PodInfo]) -> NodeInfo:
         pods = tuple(pods)
         requested, non_zero = Resources(), Resources()
         ports: set[tuple[str, str, int]] = set()
+        owners: dict[str, int] = {}
         for p in pods:
             requested = requested + p.requests
             non_zero = non_zero + p.non_zero_requests
             ports |= p.host_ports
+            if p.owner_uid:
+                owners[p.owner_uid] = owners.get(p.owner_uid, 0) + 1
         return cls(
             name=node.metadata.name, node=node,
             labels=MappingProxyType(dict(node.metadata.labels)),
@@ -144,7 +148,7 @@ class NodeInfo:
             ready=node_ready_status(node),
             allocatable=resources.from_map(node.status.allocatable or node.status.capacity),
             requested=requested, non_zero_requested=non_zero,
-            used_ports=frozenset(ports), pods=pods,
+            used_ports=frozenset(ports), pods=pods, owner_counts=MappingProxyType(owners),
         )
 
     def with_pod(self, pod: PodInfo) -> NodeInfo:

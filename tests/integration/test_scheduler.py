@@ -182,6 +182,34 @@ async def test_unschedulable_pod_reports_every_node_then_fits_a_new_node(env: En
 
 async def test_explain_errors(env: Env) -> None:
     out = await asyncio.to_thread(flotctl, env, "explain", "pod/nope")
-    assert out.returncode == 1 and "NotFound" in out.stderr or "not found" in out.stderr
+    assert out.returncode == 1 and ("NotFound" in out.stderr or "not found" in out.stderr)
     out = await asyncio.to_thread(flotctl, env, "explain", "deploy/x")
     assert out.returncode != 0 and "only pods" in out.stderr
+
+
+async def test_runs_alone_as_a_process(etcd_cluster: Any) -> None:
+    async with in_process_master(etcd_cluster.endpoints) as m:
+        client = await Client.connect(m.grpc_target)
+        proc = subprocess.Popen([sys.executable, "-m", "master.scheduler", "--master", m.grpc_target,
+                                 "--seed", "3"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            async with hollow_cluster(client, nodes=2, prefix=f"s{uuid.uuid4().hex[:4]}") as hc:
+                name = f"solo-{uuid.uuid4().hex[:5]}"
+                await client.create(make_pod(name))
+
+                async def bound() -> core_pb2.Pod | None:
+                    p = await client.get(core_pb2.Pod, name, namespace="default")
+                    return p if p.spec.node_name else None
+
+                p = await wait_for(bound, what="pod bound by the scheduler process")
+                assert p.spec.node_name in hc.nodes
+                assert "scheduler.flotilla.dev/explanation" in p.metadata.annotations
+                assert proc.poll() is None
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            await client.close()

@@ -22,7 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from master.scheduler.framework import SUCCESS, FilterPlugin, ScorePlugin, Status, normalize_min_max
+from master.scheduler.framework import (
+    SKIP,
+    SUCCESS,
+    FilterPlugin,
+    ScorePlugin,
+    Status,
+    normalize_min_max,
+)
 from master.scheduler.snapshot import AffinityTerm, NodeInfo, PodInfo, Snapshot
 
 EXISTING_ANTI = "node(s) didn't satisfy existing pods anti-affinity rules"
@@ -67,7 +74,10 @@ class InterPodAffinity(FilterPlugin):
     name = "InterPodAffinity"
 
     def prepare(self, pod: PodInfo, snapshot: Snapshot) -> Any:
-        return compute_filter_state(pod, snapshot)
+        state = compute_filter_state(pod, snapshot)
+        if not (state.existing_anti or pod.required_affinity or pod.required_anti_affinity):
+            return SKIP
+        return state
 
     def filter(self, state: Any, pod: PodInfo, node: NodeInfo) -> Status:
         st: FilterState = state
@@ -118,7 +128,7 @@ class InterPodAffinityScore(ScorePlugin):
     weight = 2
 
     def prepare(self, pod: PodInfo, snapshot: Snapshot, feasible: Sequence[NodeInfo]) -> Any:
-        return compute_domain_scores(pod, snapshot)
+        return compute_domain_scores(pod, snapshot) or SKIP
 
     def score(self, state: Any, pod: PodInfo, node: NodeInfo) -> int:
         return sum(s for (key, value), s in state.items() if node.labels.get(key) == value)

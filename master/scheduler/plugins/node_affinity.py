@@ -9,12 +9,19 @@ weights of the preferred terms a node matches, normalised by the maximum.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from master.scheduler.framework import SUCCESS, FilterPlugin, ScorePlugin, Status, normalize_by_max
+from master.scheduler.framework import (
+    SKIP,
+    SUCCESS,
+    FilterPlugin,
+    ScorePlugin,
+    Status,
+    normalize_by_max,
+)
 from master.scheduler.labels import match_node_selector, match_node_selector_term
-from master.scheduler.snapshot import NodeInfo, PodInfo
+from master.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
 
 REASON = "node(s) didn't match Pod's node affinity/selector"
 
@@ -34,6 +41,13 @@ def match_required(pod_spec: Any, labels: Mapping[str, str], node_name: str) -> 
 class NodeAffinity(FilterPlugin):
     name = "NodeAffinity"
 
+    def prepare(self, pod: PodInfo, snapshot: Snapshot) -> Any:
+        spec = pod.pod.spec
+        if spec.node_selector or spec.affinity.node_affinity.HasField(
+                "required_during_scheduling_ignored_during_execution"):
+            return None
+        return SKIP
+
     def filter(self, state: Any, pod: PodInfo, node: NodeInfo) -> Status:
         if match_required(pod.pod.spec, node.labels, node.name):
             return SUCCESS
@@ -44,9 +58,12 @@ class NodeAffinityScore(ScorePlugin):
     name = "NodeAffinity"
     weight = 2
 
-    def score(self, state: Any, pod: PodInfo, node: NodeInfo) -> int:
+    def prepare(self, pod: PodInfo, snapshot: Snapshot, feasible: Sequence[NodeInfo]) -> Any:
         terms = pod.pod.spec.affinity.node_affinity.preferred_during_scheduling_ignored_during_execution
-        return sum(t.weight for t in terms
+        return list(terms) or SKIP
+
+    def score(self, state: Any, pod: PodInfo, node: NodeInfo) -> int:
+        return sum(t.weight for t in state
                    if match_node_selector_term(t.preference, node.labels, node.name))
 
     def normalize(self, state: Any, scores: Mapping[str, int]) -> dict[str, int]:

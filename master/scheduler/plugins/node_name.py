@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from master.scheduler.framework import SUCCESS, FilterPlugin, Status
-from master.scheduler.snapshot import NodeInfo, PodInfo
+from master.scheduler.framework import SKIP, SUCCESS, FilterPlugin, Status
+from master.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
 
 REASON = "node(s) didn't match the requested node name"
 
 
 class NodeName(FilterPlugin):
     name = "NodeName"
+
+    def prepare(self, pod: PodInfo, snapshot: Snapshot) -> Any:
+        return None if pod.pod.spec.node_name else SKIP
 
     def filter(self, state: Any, pod: PodInfo, node: NodeInfo) -> Status:
         wanted = pod.pod.spec.node_name

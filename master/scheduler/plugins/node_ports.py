@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from master.scheduler.framework import SUCCESS, FilterPlugin, Status
-from master.scheduler.snapshot import NodeInfo, PodInfo
+from master.scheduler.framework import SKIP, SUCCESS, FilterPlugin, Status
+from master.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
 
 REASON = "node(s) didn't have free ports for the requested pod ports"
 ANY = "0.0.0.0"
@@ -25,6 +25,9 @@ def conflicts(wanted: tuple[str, str, int], used: frozenset[tuple[str, str, int]
 
 class NodePorts(FilterPlugin):
     name = "NodePorts"
+
+    def prepare(self, pod: PodInfo, snapshot: Snapshot) -> Any:
+        return None if pod.host_ports else SKIP
 
     def filter(self, state: Any, pod: PodInfo, node: NodeInfo) -> Status:
         if any(conflicts(w, node.used_ports) for w in pod.host_ports):

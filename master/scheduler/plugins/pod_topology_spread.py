@@ -20,7 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from master.scheduler.framework import MAX_NODE_SCORE, SUCCESS, FilterPlugin, ScorePlugin, Status
+from master.scheduler.framework import (
+    MAX_NODE_SCORE,
+    SKIP,
+    SUCCESS,
+    FilterPlugin,
+    ScorePlugin,
+    Status,
+)
 from master.scheduler.labels import match_label_selector
 from master.scheduler.plugins.node_affinity import match_required
 from master.scheduler.plugins.taint_toleration import NO_EXECUTE, NO_SCHEDULE, first_untolerated
@@ -84,7 +91,7 @@ class PodTopologySpread(FilterPlugin):
     name = "PodTopologySpread"
 
     def prepare(self, pod: PodInfo, snapshot: Snapshot) -> Any:
-        return compute_constraints(pod, snapshot, DO_NOT_SCHEDULE)
+        return compute_constraints(pod, snapshot, DO_NOT_SCHEDULE) or SKIP
 
     def filter(self, state: Any, pod: PodInfo, node: NodeInfo) -> Status:
         for c in state:
@@ -101,7 +108,7 @@ class PodTopologySpreadScore(ScorePlugin):
     weight = 2
 
     def prepare(self, pod: PodInfo, snapshot: Snapshot, feasible: Sequence[NodeInfo]) -> Any:
-        return compute_constraints(pod, snapshot, SCHEDULE_ANYWAY)
+        return compute_constraints(pod, snapshot, SCHEDULE_ANYWAY) or SKIP
 
     def score(self, state: Any, pod: PodInfo, node: NodeInfo) -> int:
         if any(c.key not in node.labels for c in state):
@@ -109,8 +116,6 @@ class PodTopologySpreadScore(ScorePlugin):
         return sum(c.counts.get(node.labels[c.key], 0) for c in state)
 
     def normalize(self, state: Any, scores: Mapping[str, int]) -> dict[str, int]:
-        if not state:
-            return {n: 0 for n in scores}
         valid = [s for s in scores.values() if s >= 0]
         if not valid:
             return {n: 0 for n in scores}

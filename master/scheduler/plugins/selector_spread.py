@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from master.scheduler.framework import ScorePlugin, normalize_by_max
+from master.scheduler.framework import SKIP, ScorePlugin, normalize_by_max
 from master.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
 
 
 def count_siblings(pod: PodInfo, node: NodeInfo) -> int:
-    return sum(1 for p in node.pods if p.owner_uid == pod.owner_uid and p.namespace == pod.namespace
-               and p.key != pod.key)
+    # Owner uids are unique cluster-wide, so the namespace needs no check.
+    return node.owner_counts.get(pod.owner_uid, 0)
 
 
 class SelectorSpread(ScorePlugin):
@@ -26,12 +26,10 @@ class SelectorSpread(ScorePlugin):
     weight = 1
 
     def prepare(self, pod: PodInfo, snapshot: Snapshot, feasible: Sequence[NodeInfo]) -> Any:
-        return bool(pod.owner_uid)
+        return None if pod.owner_uid else SKIP
 
     def score(self, state: Any, pod: PodInfo, node: NodeInfo) -> int:
-        return count_siblings(pod, node) if state else 0
+        return count_siblings(pod, node)
 
     def normalize(self, state: Any, scores: Mapping[str, int]) -> dict[str, int]:
-        if not state:
-            return {n: 0 for n in scores}
         return normalize_by_max(scores, reverse=True)

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from master.scheduler.algorithm import compute_decision
+from master.scheduler.algorithm import compute_decision, nodes_to_find
 from master.scheduler.explanation import render_explanation, same_explanation
-from master.scheduler.framework import Status
+from master.scheduler.framework import SKIP, Status
 from master.scheduler.message import compute_fit_message
 from master.scheduler.plugins import default_profile
 from tests.unit.scheduler.builders import info, node, pod, snap
@@ -53,7 +53,7 @@ def test_message_counts_first_failure_only_but_verdict_keeps_all() -> None:
     d = decide([node("n1", cpu="1", unschedulable=True)], [], pod("p", cpu="2"))
     assert "1 node(s) were unschedulable." in d.message
     assert "Insufficient cpu" not in d.message
-    failed = {k for k, s in d.verdicts[0].filters.items() if not s.ok}
+    failed = {k for k, _ in d.verdicts[0].failed}
     assert failed == {"NodeUnschedulable", "NodeResourcesFit"}
 
 
@@ -79,8 +79,9 @@ def test_explanation_is_bounded_and_complete() -> None:
     assert doc["result"] == "Scheduled" and doc["node"] == "big"
     assert doc["rows"][0]["node"] == "big" and doc["rows"][0]["failed"] == {}
     assert len(doc["rows"]) == 20
-    assert doc["omitted"] == {"nodes": 181, "feasible": 0, "reasons": {"Insufficient cpu": 181}}
-    assert doc["nodes"] == 201 and doc["feasible"] == 1
+    assert doc["omitted"] == {"nodes": 181, "feasible": 0, "reasons": {"Insufficient cpu": 181},
+                              "not_evaluated": 0}
+    assert doc["nodes"] == 201 and doc["evaluated"] == 201 and doc["feasible"] == 1
     assert len(render_explanation(d, at=AT)) < 8000
 
 
@@ -133,7 +134,7 @@ def _spec(draw: st.DrawFn) -> dict:
     return spec
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(data=st.data())
 def test_never_bound_to_a_node_that_fails_a_filter(data: st.DataObject) -> None:
     nodes = [data.draw(_node(i)) for i in range(data.draw(st.integers(0, 5)))]
@@ -154,5 +155,28 @@ def test_never_bound_to_a_node_that_fails_a_filter(data: st.DataObject) -> None:
     # Re-check the chosen node with every filter from scratch.
     pi = info(p)
     for f in default_profile().filters:
-        status = f.filter(f.prepare(pi, s), pi, s.by_name[d.node])
+        state = f.prepare(pi, s)
+        if state is SKIP:
+            continue
+        status = f.filter(state, pi, s.by_name[d.node])
         assert status.ok, (f.name, status)
+
+
+@pytest.mark.parametrize(("total", "percentage", "expected"), [
+    (3, 0, 3), (99, 0, 99), (100, 0, 100), (1000, 0, 420), (5000, 0, 500), (50000, 0, 2500),
+    (1000, 100, 1000), (1000, 10, 100), (1000, 30, 300),
+])
+def test_nodes_to_find(total: int, percentage: int, expected: int) -> None:
+    assert nodes_to_find(total, percentage) == expected
+
+
+def test_large_cluster_stops_at_enough_feasible_nodes_and_rotates() -> None:
+    nodes = [node(f"n{i:04}") for i in range(1000)]
+    s = snap(nodes)
+    d = compute_decision(info(pod("p")), s, default_profile(), random.Random(0), start=990)
+    assert len(d.verdicts) == 420 and d.feasible == 420 and d.nodes_total == 1000
+    assert {v.node for v in d.verdicts} >= {"n0990", "n0999", "n0000", "n0409"}
+    doc = json.loads(render_explanation(d, at=AT))
+    assert doc["evaluated"] == 420 and doc["omitted"]["not_evaluated"] == 580
+    full = compute_decision(info(pod("p")), s, default_profile(), random.Random(0), percentage=100)
+    assert len(full.verdicts) == 1000

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from master.scheduler.framework import Code, FilterPlugin
+from master.scheduler.framework import SKIP, SUCCESS, Code, FilterPlugin
 from master.scheduler.plugins.inter_pod_affinity import InterPodAffinity
 from master.scheduler.plugins.node_affinity import NodeAffinity
 from master.scheduler.plugins.node_name import NodeName
@@ -28,7 +28,7 @@ def run(plugin: FilterPlugin, nodes: list[Any], placed: list[Any], p: Any) -> di
     state = plugin.prepare(pi, s)
     out = {}
     for n in s.nodes:
-        st = plugin.filter(state, pi, n)
+        st = SUCCESS if state is SKIP else plugin.filter(state, pi, n)
         out[n.name] = OK if st.ok else "; ".join(st.reasons)
     return out
 

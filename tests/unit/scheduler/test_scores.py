@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from master.scheduler.framework import ScorePlugin, normalize_by_max, normalize_min_max
+from master.scheduler.framework import SKIP, ScorePlugin, normalize_by_max, normalize_min_max
 from master.scheduler.plugins.balanced_allocation import BalancedAllocation
 from master.scheduler.plugins.inter_pod_affinity import InterPodAffinityScore
 from master.scheduler.plugins.least_allocated import LeastAllocated
@@ -21,6 +21,8 @@ def run(plugin: ScorePlugin, nodes: list[Any], placed: list[Any], p: Any) -> dic
     s = snap(nodes, placed)
     pi = info(p)
     state = plugin.prepare(pi, s, s.nodes)
+    if state is SKIP:
+        return {n.name: 0 for n in s.nodes}
     raw = {n.name: plugin.score(state, pi, n) for n in s.nodes}
     return plugin.normalize(state, raw)
 
