@@ -228,21 +228,36 @@ class Scheduler:
     async def _record_unschedulable(self, pod: Any, decision: Decision, explanation: str) -> None:
         self.recorder.event(pod, WARNING, "FailedScheduling", decision.message)
         key = object_key(pod)
-        try:
-            current = self.pods.get(key) or pod
-            if not same_explanation(current.metadata.annotations.get(ANNOTATION, ""), explanation):
-                changed = core_pb2.Pod()
-                changed.CopyFrom(current)
-                changed.metadata.annotations[ANNOTATION] = explanation
-                current = await self.client.update(changed)
-            if _needs_condition(current, decision.message):
-                changed = core_pb2.Pod()
-                changed.CopyFrom(current)
-                _set_unschedulable(changed, decision.message, self.clock)
-                await self.client.update_status(changed)
-        except APIError as exc:
-            # Conflict or gone: the next attempt (or the bind) writes again.
-            log.info("could not record unschedulable pod", extra={"pod": key, "error": str(exc)})
+        current = self.pods.get(key) or pod
+        for _ in range(3):
+            try:
+                await self._write_unschedulable(current, decision.message, explanation)
+                return
+            except Conflict:
+                # Someone wrote the pod meanwhile: re-read, and write only if it
+                # is still pending (a bind that won must not be overwritten).
+                try:
+                    current = await self.client.get(core_pb2.Pod, pod.metadata.name,
+                                                    namespace=pod.metadata.namespace)
+                except APIError:
+                    return
+                if not is_pending(current):
+                    return
+            except APIError as exc:
+                log.info("could not record unschedulable pod", extra={"pod": key, "error": str(exc)})
+                return
+
+    async def _write_unschedulable(self, current: Any, message: str, explanation: str) -> None:
+        if not same_explanation(current.metadata.annotations.get(ANNOTATION, ""), explanation):
+            changed = core_pb2.Pod()
+            changed.CopyFrom(current)
+            changed.metadata.annotations[ANNOTATION] = explanation
+            current = await self.client.update(changed)
+        if _needs_condition(current, message):
+            changed = core_pb2.Pod()
+            changed.CopyFrom(current)
+            _set_unschedulable(changed, message, self.clock)
+            await self.client.update_status(changed)
 
     async def _expire_assumed(self) -> None:
         while True:
