@@ -50,9 +50,9 @@ def is_responsible(pod: Any, scheduler_name: str = DEFAULT_SCHEDULER) -> bool:
 
 
 def is_pending(pod: Any) -> bool:
-    """Unscheduled and alive: what the queue holds."""
+    """Unscheduled, alive and not gated (spec.schedulingGates): what the queue holds."""
     return (not pod.spec.node_name and not pod.metadata.HasField("deletion_timestamp")
-            and pod.status.phase not in TERMINAL_PHASES)
+            and pod.status.phase not in TERMINAL_PHASES and not pod.spec.scheduling_gates)
 
 
 def node_change_matters(old: Any, new: Any) -> bool:

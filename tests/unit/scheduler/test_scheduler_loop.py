@@ -179,11 +179,16 @@ async def test_pods_being_deleted_or_for_other_schedulers_are_left_alone() -> No
     cluster.put(leaving)
     other = pod("other", spec={"schedulerName": "my-scheduler"})
     cluster.put(other)
+    gated = cluster.put(pod("gated", spec={"schedulingGates": [{"name": "wait"}]}))
     async with running(cluster, clock) as (s, _):
         cluster.put(pod("mine"))
         await settle()
         assert cluster.binds == [("mine", "n1")]
         assert s.queue.active == s.queue.backoff == s.queue.unschedulable == 0
+        del gated.spec.scheduling_gates[:]  # the gate is lifted: now it is scheduled
+        cluster.put(gated)
+        await settle()
+        assert cluster.binds == [("mine", "n1"), ("gated", "n1")]
 
 
 async def test_assumed_pods_count_before_the_informer_confirms() -> None:
