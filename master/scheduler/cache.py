@@ -56,6 +56,14 @@ class SchedulerCache:
 
     def set_pod(self, pod: Any) -> None:
         """A pod the informer shows on a node (confirms an assumed one)."""
+        key = f"{pod.metadata.namespace}/{pod.metadata.name}"
+        assumed = self._pods.get(key) if key in self._assumed else None
+        if (assumed is not None and assumed.node_name == pod.spec.node_name
+                and assumed.labels == pod.metadata.labels):
+            # The bind we sent, confirmed: it changed nothing a plugin reads
+            # (nodeName, annotations, status), so the node needs no rebuild.
+            del self._assumed[key]
+            return
         info = PodInfo.of(pod)
         self._remove(info.key)
         self._assumed.pop(info.key, None)

@@ -10,6 +10,7 @@ helper (master.apiserver.admission.quantity), so the two never disagree.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -43,11 +44,15 @@ class Resources:
                          self.memory_bytes - other.memory_bytes, self.pods - other.pods)
 
 
+# Quantity strings repeat (every pod of a Deployment asks for "100m"), and the
+# exact Fraction parse is slow; cache the few distinct spellings.
+@functools.lru_cache(maxsize=4096)
 def milli_cpu(text: str) -> int:
     value = try_parse(text)
     return 0 if value is None else math.ceil(value * 1000)
 
 
+@functools.lru_cache(maxsize=4096)
 def memory_bytes(text: str) -> int:
     value = try_parse(text)
     return 0 if value is None else math.ceil(value)
@@ -55,9 +60,13 @@ def memory_bytes(text: str) -> int:
 
 def from_map(quantities: Mapping[str, str]) -> Resources:
     """Resources from a requests/allocatable map (unknown names ignored)."""
-    pods = try_parse(quantities.get(PODS, "0")) or 0
     return Resources(milli_cpu(quantities.get(CPU, "0")),
-                     memory_bytes(quantities.get(MEMORY, "0")), int(pods))
+                     memory_bytes(quantities.get(MEMORY, "0")), _count(quantities.get(PODS, "0")))
+
+
+@functools.lru_cache(maxsize=1024)
+def _count(text: str) -> int:
+    return int(try_parse(text) or 0)
 
 
 def _max(a: Resources, b: Resources) -> Resources:

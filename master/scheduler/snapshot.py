@@ -128,6 +128,7 @@ class NodeInfo:
     used_ports: frozenset[tuple[str, str, int]]
     pods: tuple[PodInfo, ...]
     owner_counts: Mapping[str, int]  # controller owner uid -> pods of it here
+    free: Resources  # allocatable - requested
 
     @classmethod
     def build(cls, node: Any, pods: Iterable[PodInfo]) -> NodeInfo:
@@ -141,14 +142,15 @@ class NodeInfo:
             ports |= p.host_ports
             if p.owner_uid:
                 owners[p.owner_uid] = owners.get(p.owner_uid, 0) + 1
+        allocatable = resources.from_map(node.status.allocatable or node.status.capacity)
         return cls(
             name=node.metadata.name, node=node,
             labels=MappingProxyType(dict(node.metadata.labels)),
             taints=tuple(node.spec.taints), unschedulable=bool(node.spec.unschedulable),
-            ready=node_ready_status(node),
-            allocatable=resources.from_map(node.status.allocatable or node.status.capacity),
+            ready=node_ready_status(node), allocatable=allocatable,
             requested=requested, non_zero_requested=non_zero,
             used_ports=frozenset(ports), pods=pods, owner_counts=MappingProxyType(owners),
+            free=allocatable - requested,
         )
 
     def with_pod(self, pod: PodInfo) -> NodeInfo:

@@ -17,9 +17,9 @@ def _fraction(requested: int, allocatable: int) -> float:
 
 
 def compute_balanced(pod: PodInfo, node: NodeInfo) -> int:
-    req = node.non_zero_requested + pod.non_zero_requests
-    cpu = _fraction(req.milli_cpu, node.allocatable.milli_cpu)
-    mem = _fraction(req.memory_bytes, node.allocatable.memory_bytes)
+    used, extra, alloc = node.non_zero_requested, pod.non_zero_requests, node.allocatable
+    cpu = _fraction(used.milli_cpu + extra.milli_cpu, alloc.milli_cpu)
+    mem = _fraction(used.memory_bytes + extra.memory_bytes, alloc.memory_bytes)
     std = abs(cpu - mem) / 2  # the standard deviation of two values
     return int((1 - std) * MAX_NODE_SCORE)
 

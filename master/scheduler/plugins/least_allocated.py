@@ -20,9 +20,9 @@ def _least(requested: int, allocatable: int) -> int:
 
 
 def compute_least_allocated(pod: PodInfo, node: NodeInfo) -> int:
-    req = node.non_zero_requested + pod.non_zero_requests
-    cpu = _least(req.milli_cpu, node.allocatable.milli_cpu)
-    mem = _least(req.memory_bytes, node.allocatable.memory_bytes)
+    used, extra, alloc = node.non_zero_requested, pod.non_zero_requests, node.allocatable
+    cpu = _least(used.milli_cpu + extra.milli_cpu, alloc.milli_cpu)
+    mem = _least(used.memory_bytes + extra.memory_bytes, alloc.memory_bytes)
     return (cpu + mem) // 2
 
 

@@ -27,7 +27,7 @@ class NodeUnschedulable(FilterPlugin):
 
     def filter(self, state: Any, pod: PodInfo, node: NodeInfo) -> Status:
         if not node.unschedulable:
-            return SUCCESS
+            return SUCCESS  # first: the common case reads one attribute
         if any(tolerates(t, _Taint) for t in pod.pod.spec.tolerations):
             return SUCCESS
         return Status.unresolvable(REASON)

@@ -41,8 +41,13 @@ def first_untolerated(taints: Iterable[Any], tolerations: Sequence[Any], effects
 class TaintToleration(FilterPlugin):
     name = "TaintToleration"
 
+    def prepare(self, pod: PodInfo, snapshot: Snapshot) -> Any:
+        return list(pod.pod.spec.tolerations)
+
     def filter(self, state: Any, pod: PodInfo, node: NodeInfo) -> Status:
-        taint = first_untolerated(node.taints, pod.pod.spec.tolerations, (NO_SCHEDULE, NO_EXECUTE))
+        if not node.taints:
+            return SUCCESS
+        taint = first_untolerated(node.taints, state, (NO_SCHEDULE, NO_EXECUTE))
         if taint is None:
             return SUCCESS
         return Status.unresolvable(f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}")
@@ -57,6 +62,8 @@ class TaintTolerationScore(ScorePlugin):
         return [t for t in pod.pod.spec.tolerations if t.effect in ("", PREFER_NO_SCHEDULE)]
 
     def score(self, state: Any, pod: PodInfo, node: NodeInfo) -> int:
+        if not node.taints:
+            return 0
         return sum(1 for taint in node.taints if taint.effect == PREFER_NO_SCHEDULE
                    and not any(tolerates(t, taint) for t in state))
 

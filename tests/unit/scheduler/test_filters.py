@@ -193,5 +193,6 @@ def test_filter(plugin: FilterPlugin, nodes: list[Any], placed: list[Any], p: An
 def test_codes_say_whether_preemption_could_help() -> None:
     s = snap([node("a", cpu="1", taints=[UNREACH])])
     pi = info(pod("p", cpu="2"))
-    assert TaintToleration().filter(None, pi, s.nodes[0]).code is Code.UNRESOLVABLE
+    taints = TaintToleration()
+    assert taints.filter(taints.prepare(pi, s), pi, s.nodes[0]).code is Code.UNRESOLVABLE
     assert NodeResourcesFit().filter(None, pi, s.nodes[0]).code is Code.UNSCHEDULABLE
