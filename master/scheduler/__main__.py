@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 
 from master.client.client import Client
+from master.logs import setup_logging
 from master.scheduler.scheduler import Scheduler
 
 
@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m master.scheduler", description="Flotilla's scheduler")
     p.add_argument("--master", required=True, help="the master's gRPC address, HOST:PORT")
     p.add_argument("--seed", type=int, default=None, help="seed for the tie-break (reproducible runs)")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", choices=("json", "text"), default="json")
+    p.add_argument("--log-level", default="info")
     return p
 
 
@@ -30,8 +31,7 @@ async def amain(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(level=args.log_level, fmt=args.log_format)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(amain(args))
 
