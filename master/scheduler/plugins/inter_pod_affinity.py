@@ -4,10 +4,11 @@ Any topologyKey: a "domain" is (topologyKey, the node's value for it). The
 filter rejects a node when (Kubernetes' three checks and reasons)
   * an existing pod's required anti-affinity matches this pod and the node
     is in that pod's domain: "node(s) didn't satisfy existing pods anti-affinity rules";
-  * a required affinity term has no matching pod in the node's domain (or
-    the node lacks the key): "node(s) didn't match pod affinity rules" —
-    except when no pod anywhere matches any term and the pod matches its
-    own terms (the first pod of a group must be placeable);
+  * the node lacks a required affinity term's key, or, for some term, no
+    pod that matches *every* term sits in the node's domain for that term:
+    "node(s) didn't match pod affinity rules" — except when no such pod
+    exists anywhere and the pod matches its own terms (the first pod of a
+    group must be placeable), as Kubernetes allows;
   * a required anti-affinity term has a matching pod in the node's domain:
     "node(s) didn't match pod anti-affinity rules".
 Score: preferred terms of the pod (+weight / -weight per matching pod in
@@ -43,9 +44,9 @@ Domain = tuple[str, str]
 @dataclass(frozen=True)
 class FilterState:
     existing_anti: frozenset[Domain]
-    affinity_domains: tuple[frozenset[str], ...]  # per required affinity term
+    affinity_domains: frozenset[Domain]  # where pods matching every affinity term are
     anti_domains: tuple[frozenset[str], ...]  # per required anti-affinity term
-    affinity_bypass: bool  # nobody matches yet and the pod matches its own terms
+    affinity_bypass: bool  # no such pod anywhere and the pod matches its own terms
 
 
 def _domains_of(term: AffinityTerm, snapshot: Snapshot) -> frozenset[str]:
@@ -62,12 +63,16 @@ def compute_filter_state(pod: PodInfo, snapshot: Snapshot) -> FilterState:
         for term in p.required_anti_affinity:
             if term.topology_key in node.labels and term.matches(pod):
                 existing.add((term.topology_key, node.labels[term.topology_key]))
-    aff = tuple(_domains_of(t, snapshot) for t in pod.required_affinity)
+    aff: set[Domain] = set()
+    if pod.required_affinity:
+        for node, p in snapshot.all_pods():
+            if all(t.matches(p) for t in pod.required_affinity):
+                for t in pod.required_affinity:
+                    if t.topology_key in node.labels:
+                        aff.add((t.topology_key, node.labels[t.topology_key]))
     anti = tuple(_domains_of(t, snapshot) for t in pod.required_anti_affinity)
-    nobody = bool(aff) and not any(aff) and not any(
-        t.matches(p) for t in pod.required_affinity for _, p in snapshot.all_pods())
-    bypass = nobody and all(t.matches(pod) for t in pod.required_affinity)
-    return FilterState(frozenset(existing), aff, anti, bypass)
+    bypass = not aff and all(t.matches(pod) for t in pod.required_affinity)
+    return FilterState(frozenset(existing), frozenset(aff), anti, bypass)
 
 
 class InterPodAffinity(FilterPlugin):
@@ -84,10 +89,11 @@ class InterPodAffinity(FilterPlugin):
         for key, value in st.existing_anti:
             if node.labels.get(key) == value:
                 return Status.unschedulable(EXISTING_ANTI)
-        for term, domains in zip(pod.required_affinity, st.affinity_domains, strict=True):
-            if term.topology_key not in node.labels:
+        for term in pod.required_affinity:
+            here = node.labels.get(term.topology_key)
+            if here is None:
                 return Status.unresolvable(AFFINITY)
-            if node.labels[term.topology_key] not in domains and not st.affinity_bypass:
+            if (term.topology_key, here) not in st.affinity_domains and not st.affinity_bypass:
                 return Status.unresolvable(AFFINITY)
         for term, domains in zip(pod.required_anti_affinity, st.anti_domains, strict=True):
             if node.labels.get(term.topology_key, None) in domains:
