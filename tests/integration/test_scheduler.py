@@ -213,3 +213,31 @@ async def test_runs_alone_as_a_process(etcd_cluster: Any) -> None:
                 proc.kill()
                 proc.wait()
             await client.close()
+
+
+async def test_rest_binding_copies_annotations_onto_the_pod(env: Env) -> None:
+    import json
+    import urllib.request
+
+    name = f"manual-{uuid.uuid4().hex[:5]}"
+    p = make_pod(name)
+    p.spec.scheduler_name = "someone-else"  # the default scheduler leaves it alone
+    await env.client.create(p)
+    node = sorted(env.hc.nodes)[0]
+    body = {"apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": name, "annotations": {"example.com/why": "by hand"}},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+
+    def post() -> int:
+        req = urllib.request.Request(f"{env.master.url}/api/v1/namespaces/default/pods/{name}/binding",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status)
+
+    assert await asyncio.to_thread(post) == 201
+    bound = await env.client.get(core_pb2.Pod, name, namespace="default")
+    assert bound.spec.node_name == node
+    assert bound.metadata.annotations["example.com/why"] == "by hand"
+    out = await asyncio.to_thread(flotctl, env, "explain", f"pod/{name}")
+    assert out.returncode == 1 and f"bound to {node} without the scheduler" in out.stderr
