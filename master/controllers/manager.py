@@ -32,6 +32,14 @@ ControllerFactory = Callable[[ControllerContext], Controller]
 def _registry() -> dict[str, ControllerFactory]:
     """name -> controller class. Imported lazily so each module stays optional."""
     controllers: dict[str, ControllerFactory] = {}
+    from master.controllers.cronjob import CronJobController
+    from master.controllers.daemonset import DaemonSetController
+    from master.controllers.job import JobController
+    from master.controllers.statefulset import StatefulSetController
+    controllers["daemonset"] = DaemonSetController
+    controllers["statefulset"] = StatefulSetController
+    controllers["job"] = JobController
+    controllers["cronjob"] = CronJobController
     return controllers
 
 
