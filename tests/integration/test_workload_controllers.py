@@ -56,6 +56,22 @@ async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout_s: flo
         await asyncio.sleep(0.1)
 
 
+async def kubectl(url: str, *args: str, timeout_s: float = 60) -> str:
+    """Run the real kubectl (the dispatcher picks the server's minor) against `url`."""
+    proc = await asyncio.create_subprocess_exec(
+        "/usr/bin/kubectl", f"--server={url}", "-n", NS, *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    text = out.decode()
+    assert proc.returncode == 0, f"kubectl {' '.join(args)}: {text}"
+    return text
+
+
 def template(labels: dict[str, str], *, restart_policy: str = "Always") -> core_pb2.PodTemplateSpec:
     t = core_pb2.PodTemplateSpec()
     t.metadata.labels.update(labels)
@@ -91,6 +107,14 @@ async def test_daemonset_follows_nodes(etcd_cluster: Any) -> None:
         status = await eventually(lambda: _ds_status(client, 3), what="DaemonSet status")
         assert (status.desired_number_scheduled, status.current_number_scheduled,
                 status.updated_number_scheduled, status.number_misscheduled) == (3, 3, 3, 0)
+        # a template change rolls one node at a time; kubectl rollout status reads the status
+        current = await client.get(apps_pb2.DaemonSet, "agent", namespace=NS)
+        current.spec.template.spec.containers[0].image = "busybox:2"
+        await client.update(current)
+        out = await kubectl(m.url, "rollout", "status", "ds/agent", "--timeout=60s")
+        assert "successfully rolled out" in out
+        pods = [p for p in await pods_of(client, "app=agent") if not p.metadata.HasField("deletion_timestamp")]
+        assert {p.spec.containers[0].image for p in pods} == {"busybox:2"} and len(pods) == 3
         await hc.remove_node(joined)
 
         async def gone() -> bool:
@@ -140,6 +164,19 @@ async def test_statefulset_orders_scale_up_and_down(etcd_cluster: Any) -> None:
 
         status = await eventually(ready3, what="3 ready replicas")
         assert status.current_revision == status.update_revision
+        first_revision = status.update_revision
+
+        # a rolling update replaces pods from the highest ordinal down
+        current = await client.get(apps_pb2.StatefulSet, "web", namespace=NS)
+        current.spec.template.spec.containers[0].image = "busybox:2"
+        _, rv = await client.list(core_pb2.Pod, namespace=NS)
+        await client.update(current)
+        out = await kubectl(m.url, "rollout", "status", "sts/web", "--timeout=60s")
+        assert "roll" in out and "complete" in out, out
+        log = await _watch_log(client, "web-", rv=rv, until=lambda log: _first(log, "DELETED", "web-0") >= 0)
+        assert [name for type_, name in log if type_ == "DELETED"] == ["web-2", "web-1", "web-0"]
+        status = (await client.get(apps_pb2.StatefulSet, "web", namespace=NS)).status
+        assert status.current_revision == status.update_revision != first_revision
 
         current = await client.get(apps_pb2.StatefulSet, "web", namespace=NS)
         current.spec.replicas = 0
