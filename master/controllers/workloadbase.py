@@ -132,10 +132,12 @@ class OwnerController(Controller):
         created: set[str] = set()
         status = copy_message(plan.status) if plan.status is not None else None
         try:
-            for name in dict.fromkeys(plan.deletes):
+            deletes = [(n, None) for n in plan.deletes] + [(n, 0) for n in plan.force_deletes]
+            for name, grace in dict.fromkeys(deletes):
                 try:
                     await self.client.delete(self.child_cls, name, namespace=namespace,
-                                             propagation_policy="Background")
+                                             propagation_policy="Background",
+                                             grace_period_seconds=grace)
                 except NotFound:
                     continue
                 deleted.add(name)

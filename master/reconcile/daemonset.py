@@ -188,8 +188,7 @@ def plan_daemonset(
                 plan.deletes.extend(p.metadata.name for p in live)
     for name, node_pods in by_node.items():
         if name not in node_names:  # the node left (or the pod was never placed)
-            plan.deletes.extend(p.metadata.name for p in node_pods
-                                if not is_terminating(p) and p.metadata.name not in plan.deletes)
+            plan.force_deletes.extend(p.metadata.name for p in node_pods)
 
     desired = len(eligible)
     _plan_update(ds, eligible, revision, desired, available, plan)

@@ -35,13 +35,15 @@ class Plan:
     """What a workload reconciler wants done; the controller applies it in this order.
 
     `creates` are full objects (metadata.name or generate_name set); `deletes`
-    are names; `status` is the whole new status (None: unchanged); `events`
+    are names; `force_deletes` are names deleted with grace 0 (pods on a node
+    that no longer exists: no agent is left to stop them); `status` is the whole new status (None: unchanged); `events`
     are (type, reason, message) for the owner; `requeue_after_s` asks for
     another look even if nothing changes (deadlines, minReadySeconds).
     """
 
     creates: list[Any] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    force_deletes: list[str] = field(default_factory=list)
     status: Any | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)
     requeue_after_s: float | None = None

@@ -4,8 +4,8 @@ Each test runs an in-process master on the shared etcd cluster, a
 ControllerManager with only the controller under test, and hollow nodes
 (tests/integration/hollow.py) that make bound pods Running and Ready and
 remove pods marked for deletion; `binder=True` stands in for the scheduler
-(on another branch) for StatefulSet and Job pods. Job pods finish as their
-`hollow.flotilla.dev/outcome` annotation says.
+(on another branch) for StatefulSet and Job pods. Job pods exit with the code
+in their `hollow.flotilla.dev/exit-code` annotation.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from protos.apps.v1 import apps_pb2
 from protos.batch.v1 import batch_pb2
 from protos.core.v1 import core_pb2
 from tests.integration.harness import in_process_master
-from tests.integration.hollow_standin import OUTCOME_ANNOTATION, hollow_cluster
+from tests.integration.hollow import EXIT_CODE_ANNOTATION, hollow_cluster
 
 NS = "default"
 T = TypeVar("T")
@@ -99,10 +99,10 @@ async def test_daemonset_follows_nodes(etcd_cluster: Any) -> None:
                     if p.status.phase == "Running" and not p.metadata.HasField("deletion_timestamp")}
 
         async def on_all_nodes() -> bool:
-            return await nodes_running() == set(hc.node_names)
+            return await nodes_running() == set(hc.nodes)
 
         await eventually(on_all_nodes, what="a pod on each node")
-        joined = await hc.add_node()
+        joined = (await hc.add_node()).name
         await eventually(lambda: _has(nodes_running, joined), what="a pod on the joining node")
         status = await eventually(lambda: _ds_status(client, 3), what="DaemonSet status")
         assert (status.desired_number_scheduled, status.current_number_scheduled,
@@ -229,7 +229,7 @@ async def test_job_completes(etcd_cluster: Any) -> None:
         job.metadata.name, job.metadata.namespace = "pi", NS
         job.spec.completions, job.spec.parallelism = 5, 2
         job.spec.template.CopyFrom(template({"app": "pi"}, restart_policy="Never"))
-        job.spec.template.metadata.annotations[OUTCOME_ANNOTATION] = "Succeeded"
+        job.spec.template.metadata.annotations[EXIT_CODE_ANNOTATION] = "0"
         await client.create(job)
         peak = 0
 
@@ -262,7 +262,7 @@ async def test_job_backoff_limit(etcd_cluster: Any) -> None:
         job.metadata.name, job.metadata.namespace = "fails", NS
         job.spec.backoff_limit = 1
         job.spec.template.CopyFrom(template({"app": "fails"}, restart_policy="Never"))
-        job.spec.template.metadata.annotations[OUTCOME_ANNOTATION] = "Failed"
+        job.spec.template.metadata.annotations[EXIT_CODE_ANNOTATION] = "1"
         await client.create(job)
 
         async def failed() -> batch_pb2.Job | None:

@@ -37,7 +37,7 @@ THREE = [node("n1"), node("n2"), node("n3")]
     ("one pod per node", THREE, [], ["n1", "n2", "n3"], []),
     ("steady state", THREE, [pod("a", "n1"), pod("b", "n2"), pod("c", "n3")], [], []),
     ("a node joins", THREE, [pod("a", "n1"), pod("b", "n2")], ["n3"], []),
-    ("a node leaves", THREE[:2], [pod("a", "n1"), pod("b", "n2"), pod("c", "n3")], [], ["c"]),
+    ("a node leaves", THREE[:2], [pod("a", "n1"), pod("b", "n2"), pod("c", "n3")], [], []),
     ("duplicate on a node", THREE, [pod("a", "n1"), pod("a2", "n1"), pod("b", "n2"), pod("c", "n3")],
      [], ["a2"]),
     ("failed pod is replaced", THREE[:1], [pod("a", "n1", phase="Failed")], ["n1"], ["a"]),
@@ -57,6 +57,13 @@ def test_plan_daemonset(case: str, nodes: list[core_pb2.Node], pods: list[core_p
     plan = plan_daemonset(DS, nodes, pods, now=NOW)
     assert created_nodes(plan) == creates, case
     assert sorted(plan.deletes) == deletes, case
+
+
+def test_pods_on_a_node_that_left_are_force_deleted() -> None:
+    plan = plan_daemonset(DS, THREE[:1], [pod("a", "n1"), pod("c", "gone"), pod("d", "gone", terminating=True)],
+                          now=NOW)
+    assert plan.force_deletes == ["c", "d"] and plan.deletes == []
+    assert plan.status.desired_number_scheduled == 1 and plan.status.number_misscheduled == 0
 
 
 def test_node_selector_and_affinity() -> None:
