@@ -120,6 +120,8 @@ class OwnerController(Controller):
         if owner is None:
             self._expectations.pop(key, None)
             return
+        if owner.metadata.HasField("deletion_timestamp"):
+            return  # being deleted: the garbage collector removes its children, nothing is made
         if not self._satisfied(key):
             self.queue.add_after(key, 1.0)  # a lost watch event must not wedge the key
             return

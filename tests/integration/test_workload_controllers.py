@@ -277,18 +277,20 @@ async def test_job_backoff_limit(etcd_cluster: Any) -> None:
 
 
 async def test_cronjob_fires(etcd_cluster: Any) -> None:
-    async with in_process_master(etcd_cluster.endpoints) as m, await Client.connect(m.grpc_target) as client:
+    async with in_process_master(etcd_cluster.endpoints) as m, await Client.connect(m.grpc_target) as client, \
+            hollow_cluster(client, nodes=1, binder=True):
         start = datetime.now(UTC)
         clock = FakeClock(wall_start=start)
-        async with controllers(client, "cronjob", clock=clock):
+        async with controllers(client, "cronjob", "job", clock=clock):
             cj = batch_pb2.CronJob(api_version="batch/v1", kind="CronJob")
             cj.metadata.name, cj.metadata.namespace = "tick", NS
             cj.spec.schedule = "* * * * *"
             cj.spec.job_template.spec.template.CopyFrom(template({"app": "tick"}, restart_policy="Never"))
+            cj.spec.job_template.spec.template.metadata.annotations[EXIT_CODE_ANNOTATION] = "0"
             await client.create(cj)
             await asyncio.sleep(0.5)
             items, _ = await client.list(batch_pb2.Job, namespace=NS)
-            assert items == []  # the next minute has not come on the controller's clock
+            assert items == []  # the next minute has not come on the controllers' clock
             next_minute = (start + timedelta(minutes=1)).replace(second=0, microsecond=0)
             clock.advance((next_minute - start).total_seconds() + 1)
 
@@ -297,12 +299,16 @@ async def test_cronjob_fires(etcd_cluster: Any) -> None:
 
             (job,) = await eventually(fired, what="the CronJob's Job")
             assert job.metadata.name == f"tick-{int(next_minute.timestamp()) // 60}"
-            assert job.metadata.owner_references[0].kind == "CronJob"
+            ref = job.metadata.owner_references[0]
+            assert (ref.kind, ref.name, ref.controller, ref.block_owner_deletion) == ("CronJob", "tick", True, True)
 
-            async def status() -> batch_pb2.CronJobStatus | None:
+            # the Job runs to completion; the CronJob sees it finish
+            async def finished() -> batch_pb2.CronJobStatus | None:
                 s = (await client.get(batch_pb2.CronJob, "tick", namespace=NS)).status
-                return s if s.active and s.HasField("last_schedule_time") else None
+                return s if not s.active and s.HasField("last_successful_time") else None
 
-            s = await eventually(status, what="CronJob status")
-            assert [a.name for a in s.active] == [job.metadata.name]
+            s = await eventually(finished, what="CronJob status after its Job completed")
             assert s.last_schedule_time.ToDatetime().replace(tzinfo=UTC) == next_minute
+            events, _ = await client.list(core_pb2.Event, namespace=NS)
+            reasons = {e.reason for e in events if e.involved_object.name == "tick"}
+            assert {"SuccessfulCreate", "SawCompletedJob"} <= reasons

@@ -197,3 +197,14 @@ async def test_statefulset_waits_for_each_pod() -> None:
         api.put(web0)
         await settle()
         assert sorted(p.metadata.name for p in pods(api)) == ["web-0", "web-1"]
+
+
+async def test_owner_being_deleted_is_left_alone() -> None:
+    api = FakeAPI()
+    api.put(node("n1"))
+    async with running(api, DaemonSetController):
+        ds = daemonset()
+        ds.metadata.deletion_timestamp.GetCurrentTime()
+        api.put(ds)
+        await settle()
+        assert pods(api) == [] and api.calls == []
