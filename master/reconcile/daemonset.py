@@ -107,13 +107,15 @@ def _expression(req: core_pb2.NodeSelectorRequirement, labels: Any) -> bool:
     return requirement_matches(req.key, req.operator, list(req.values), labels)
 
 
-def node_should_run(spec: core_pb2.PodSpec, node: core_pb2.Node) -> tuple[bool, bool]:
+def node_should_run(spec: core_pb2.PodSpec, node: core_pb2.Node, *,
+                    tolerations: list[core_pb2.Toleration] | None = None) -> tuple[bool, bool]:
     """(should run, should continue running) for a daemon pod with `spec` on `node`."""
     if spec.node_name and spec.node_name != node.metadata.name:
         return False, False
     if not node_affinity_matches(spec, node):
         return False, False
-    tolerations = daemon_tolerations(spec)
+    if tolerations is None:
+        tolerations = daemon_tolerations(spec)
     untolerated = [t for t in node.spec.taints if t.effect in ("NoSchedule", "NoExecute")
                    and not any(tolerates(tol, t) for tol in tolerations)]
     if not untolerated:
@@ -157,12 +159,18 @@ def plan_daemonset(
             by_node[pod.spec.node_name].append(pod)
     node_names = {n.metadata.name for n in nodes}
 
-    def available(pod: core_pb2.Pod) -> bool:
-        wait = available_in_s(pod, min_ready, now)
-        if wait is not None and wait > 0:
-            plan.requeue(wait)
-        return wait == 0.0
+    seen: dict[str, bool] = {}
 
+    def available(pod: core_pb2.Pod) -> bool:
+        name = pod.metadata.name
+        if name not in seen:
+            wait = available_in_s(pod, min_ready, now)
+            if wait is not None and wait > 0:
+                plan.requeue(wait)
+            seen[name] = wait == 0.0
+        return seen[name]
+
+    tolerations = daemon_tolerations(ds.spec.template.spec)
     eligible: dict[str, list[core_pb2.Pod]] = {}
     misscheduled = 0
     for node in sorted(nodes, key=lambda n: n.metadata.name):
@@ -177,7 +185,8 @@ def plan_daemonset(
                                         f"{pod.metadata.name} on node {name}, will try to kill it"))
         live = [p for p in node_pods if not is_terminal(p) and not is_terminating(p)]
         terminating = any(is_terminating(p) for p in node_pods)
-        should_run, should_continue = node_should_run(ds.spec.template.spec, node)
+        should_run, should_continue = node_should_run(ds.spec.template.spec, node,
+                                                      tolerations=tolerations)
         if should_run:
             eligible[name] = live
             if not live and not terminating:

@@ -242,7 +242,10 @@ async def test_job_completes(etcd_cluster: Any) -> None:
             done = any(c.type == "Complete" and c.status == "True" for c in got.status.conditions)
             return got if done else None
 
-        got = await eventually(complete, timeout_s=60, what="the Job to complete")
+        watcher = asyncio.create_task(eventually(complete, timeout_s=60, what="the Job to complete"))
+        out = await kubectl(m.url, "wait", "--for=condition=complete", "job/pi", "--timeout=60s")
+        assert "condition met" in out
+        got = await watcher
         assert got.status.succeeded == 5 and got.status.active == 0
         assert got.status.HasField("completion_time") and got.status.HasField("start_time")
         types = {c.type for c in got.status.conditions}
