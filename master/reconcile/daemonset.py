@@ -231,19 +231,19 @@ def _plan_update(
         new = [p for p in live if _rev(p) == revision]
         old = [p for p in live if _rev(p) != revision]
         # Duplicates: keep one new pod (or one old when there is no new one).
-        new.sort(key=lambda p: p.metadata.name)
+        # Keep the best pod of each kind: available first, then by name (stable).
+        new.sort(key=lambda p: (not available(p), p.metadata.name))
+        old.sort(key=lambda p: (not available(p), p.metadata.name))
         keep_new = new[:1]
         plan.deletes.extend(p.metadata.name for p in new[1:])
         if new and old:
             if not rolling or any(available(p) for p in keep_new) or max_surge == 0:
                 plan.deletes.extend(p.metadata.name for p in old)
             continue
+        plan.deletes.extend(p.metadata.name for p in old[1:])
         if not old or not rolling:
-            plan.deletes.extend(p.metadata.name for p in sorted(old, key=lambda p: p.metadata.name)[1:])
             continue
-        extra_old = sorted(old, key=lambda p: p.metadata.name)
-        plan.deletes.extend(p.metadata.name for p in extra_old[1:])
-        pod = extra_old[0]
+        pod = old[0]
         if not available(pod):
             plan.deletes.append(pod.metadata.name)  # an unavailable old pod costs nothing to replace
         elif max_surge > 0:

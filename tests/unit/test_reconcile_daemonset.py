@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from master.reconcile.daemonset import (
     DAEMON_TOLERATIONS,
@@ -169,3 +171,64 @@ def test_min_ready_requeues() -> None:
     ds.spec.min_ready_seconds = 30
     plan = plan_daemonset(ds, [node("n1")], [pod("a", "n1", ready_since=NOW - timedelta(seconds=10))], now=NOW)
     assert plan.requeue_after_s == pytest.approx(20)
+
+
+# --- property: a rolling update stays within maxUnavailable / maxSurge -------------------------
+
+ds_actions = st.lists(st.one_of(
+    st.tuples(st.just("sync"), st.just(0)),
+    st.tuples(st.just("gone"), st.integers(0, 5)),
+    st.tuples(st.just("ready"), st.integers(0, 5)),
+    st.tuples(st.just("image"), st.integers(0, 2)),
+), max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(actions=ds_actions, surge=st.booleans(), budget=st.integers(1, 3))
+def test_rolling_update_bounds(actions: list[tuple[str, int]], surge: bool, budget: int) -> None:
+    ds = daemonset(max_unavailable=0 if surge else budget, max_surge=budget if surge else 0)
+    nodes = [node(f"n{i}") for i in range(6)]
+    rev = template_hash(ds.spec.template)
+    live: dict[str, core_pb2.Pod] = {f"p{i}": pod(f"p{i}", f"n{i}", rev=rev) for i in range(6)}
+    counter = iter(range(10_000))
+    for action, arg in actions:
+        on_node = [p for p in live.values() if p.spec.node_name == f"n{arg}"]
+        if action == "image":
+            ds.spec.template.spec.containers[0].image = f"nginx:{arg + 2}"
+        elif action == "gone":
+            for p in on_node:
+                if p.metadata.HasField("deletion_timestamp"):
+                    del live[p.metadata.name]
+        elif action == "ready":
+            for p in on_node:
+                if not p.status.conditions[0].status == "True":
+                    p.status.conditions[0].status = "True"
+        else:
+            unavailable_before = _unavailable(live, nodes)
+            plan = plan_daemonset(ds, nodes, list(live.values()), now=NOW)
+            deleted_available = 0
+            for name in plan.deletes:
+                p = live[name]
+                deleted_available += p.status.conditions[0].status == "True"
+                p.metadata.deletion_timestamp.CopyFrom(p.metadata.creation_timestamp)
+            for new in plan.creates:
+                new.metadata.name = f"new{next(counter)}"
+                new.status.phase = "Running"
+                new.status.conditions.add(type="Ready", status="False")
+                live[new.metadata.name] = new
+            if not surge and deleted_available:
+                assert _unavailable(live, nodes) <= max(budget, unavailable_before)
+            if surge:
+                assert deleted_available == 0 or _unavailable(live, nodes) <= unavailable_before
+            surging = sum(1 for n in nodes if len(_live_on(live, n.metadata.name)) > 1)
+            assert surging <= (budget if surge else 0) or not plan.creates
+
+
+def _live_on(live: dict[str, core_pb2.Pod], node_name: str) -> list[core_pb2.Pod]:
+    return [p for p in live.values() if p.spec.node_name == node_name
+            and not p.metadata.HasField("deletion_timestamp")]
+
+
+def _unavailable(live: dict[str, core_pb2.Pod], nodes: list[core_pb2.Node]) -> int:
+    return sum(1 for n in nodes
+               if not any(p.status.conditions[0].status == "True" for p in _live_on(live, n.metadata.name)))
