@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from master.reconcile.job import (
     INDEX_ENV,
@@ -191,3 +193,22 @@ def test_ttl_after_finished() -> None:
     plan = plan_job(j, [], now=NOW)
     assert not plan.delete_job and plan.requeue_after_s == pytest.approx(20) and plan.status is None
     assert plan_job(j, [], now=NOW + timedelta(seconds=20)).delete_job
+
+
+@settings(max_examples=200, deadline=None)
+@given(phases=st.lists(st.sampled_from(["Pending", "Running", "Succeeded", "Failed", "Terminating"]), max_size=12),
+       completions=st.one_of(st.none(), st.integers(1, 8)), parallelism=st.integers(0, 5),
+       backoff_limit=st.integers(0, 10))
+def test_never_more_than_parallelism_or_remaining(phases: list[str], completions: int | None,
+                                                  parallelism: int, backoff_limit: int) -> None:
+    j = started(job(completions=completions, parallelism=parallelism, backoff_limit=backoff_limit))
+    pods = [pod(j, f"p{i}", "Running" if phase == "Terminating" else phase, terminating=phase == "Terminating")
+            for i, phase in enumerate(phases)]
+    plan = plan_job(j, pods, now=NOW, backoff_base_s=0)
+    active = sum(1 for p in phases if p in ("Pending", "Running")) - len(plan.deletes)
+    assert active + len(plan.creates) <= parallelism or not plan.creates
+    if completions is not None:
+        succeeded = phases.count("Succeeded")
+        assert len(plan.creates) + active <= max(0, completions - succeeded) or not plan.creates
+    if plan.creates:
+        assert not any(c.type in ("FailureTarget", "SuccessCriteriaMet") for c in plan.status.conditions)

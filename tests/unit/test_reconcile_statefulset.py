@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from master.reconcile.statefulset import (
     POD_INDEX_LABEL,
     POD_NAME_LABEL,
+    desired_replicas,
     plan_statefulset,
     update_revision,
 )
@@ -103,6 +104,9 @@ class Cluster:
         for name in plan.deletes:
             p = self.pods[name]
             assert not p.metadata.HasField("deletion_timestamp")
+            ordinal = int(name.rsplit("-", 1)[1])
+            if ordered and ordinal >= desired_replicas(sts):  # scale down: from the top, after the rest is gone
+                assert ordinal == max(self.ordinals())
             p.metadata.deletion_timestamp.GetCurrentTime()
         for new in plan.creates:
             name = new.metadata.name
