@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from master.client.errors import AlreadyExists, Conflict, NotFound
 from master.client.store import object_key
 from master.controllers.base import Controller, ControllerContext
+from master.controllers.replicaset import ensure_index
 from master.reconcile import deployment as dep
 from master.reconcile import deployment_rollout as roll
 from master.reconcile import replicaset as rsr
@@ -58,9 +59,9 @@ class DeploymentController(Controller):
         self.deployments = ctx.informers.informer(apps_pb2.Deployment)
         self.replicasets = ctx.informers.informer(apps_pb2.ReplicaSet)
         self.pods = ctx.informers.informer(core_pb2.Pod)
-        self.deployments.add_index(BY_NAMESPACE, _namespace)
-        self.replicasets.add_index(BY_NAMESPACE, _namespace)
-        self.pods.add_index(BY_OWNER, _owner_uid)
+        ensure_index(self.deployments, BY_NAMESPACE, _namespace)
+        ensure_index(self.replicasets, BY_NAMESPACE, _namespace)
+        ensure_index(self.pods, BY_OWNER, _owner_uid)
         self.deployments.add_handler(**self.enqueue_handlers())
         self.replicasets.add_handler(on_add=self._rs_changed, on_update=self._rs_updated,
                                      on_delete=self._rs_changed)

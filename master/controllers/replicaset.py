@@ -86,6 +86,18 @@ def _namespace_index(obj: Any) -> list[str]:
     return [obj.metadata.namespace]
 
 
+def ensure_index(informer: Any, name: str, fn: Any) -> None:
+    """Add an index to a shared informer unless another controller already did.
+
+    Informers are shared, so two controllers asking for the same index is
+    normal; an index name means the same function everywhere here.
+    """
+    try:
+        informer.add_index(name, fn)
+    except ValueError:
+        pass
+
+
 class ReplicaSetController(Controller):
     name: ClassVar[str] = "replicaset"
     owner_cls: ClassVar[type[Any]] = apps_pb2.ReplicaSet
@@ -99,8 +111,8 @@ class ReplicaSetController(Controller):
         self.burst = int(ctx.option(self.name, "burst_replicas", rs.BURST_REPLICAS))
         self.owners = ctx.informers.informer(self.owner_cls)
         self.pods = ctx.informers.informer(core_pb2.Pod)
-        self.owners.add_index(BY_NAMESPACE, _namespace_index)
-        self.pods.add_index(BY_NAMESPACE, _namespace_index)
+        ensure_index(self.owners, BY_NAMESPACE, _namespace_index)
+        ensure_index(self.pods, BY_NAMESPACE, _namespace_index)
         self.owners.add_handler(on_add=self.enqueue, on_update=self._owner_updated,
                                 on_delete=self._owner_deleted)
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated,

@@ -55,7 +55,10 @@ def new_rs_replicas(d: apps_pb2.Deployment, all_rss: Sequence[apps_pb2.ReplicaSe
         return desired
     if current_new == desired:
         return current_new
-    total = sum(_spec(rs) for rs in all_rss)
+    # Kubernetes sums spec.replicas only; a set that was just scaled down may
+    # still run pods it has not seen go, so count what it reports as well:
+    # this is what keeps "never more than replicas + maxSurge pods" true.
+    total = sum(max(_spec(rs), rs.status.replicas) for rs in all_rss)
     max_total = desired + max_surge(d)
     if total >= max_total:
         return current_new
