@@ -17,11 +17,12 @@ are never mutated; functions return new messages.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from master.reconcile.replicaset import owner_reference
 from protos.apps.v1 import apps_pb2
@@ -111,21 +112,36 @@ def go_round(x: float) -> int:
 # Templates and hashes --------------------------------------------------------------
 
 
-def _without_hash(template: core_pb2.PodTemplateSpec) -> core_pb2.PodTemplateSpec:
-    t = core_pb2.PodTemplateSpec()
-    t.CopyFrom(template)
-    t.metadata.labels.pop(HASH_LABEL, None)
-    return t
+def _prune(value: Any) -> Any:
+    if isinstance(value, dict):
+        pruned = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v not in ({}, [])}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
+
+
+def canonical_template(template: core_pb2.PodTemplateSpec) -> str:
+    """The template as canonical JSON, without pod-template-hash and without empty objects.
+
+    `resources: {}` and no resources are the same template in Kubernetes (Go
+    structs, not pointers), but not the same protobuf message: a template sent
+    back by `kubectl rollout undo` must compare equal to the one it came from.
+    """
+    as_dict = json_format.MessageToDict(template)
+    labels = as_dict.get("metadata", {}).get("labels", {})
+    labels.pop(HASH_LABEL, None)
+    return json.dumps(_prune(as_dict), sort_keys=True, separators=(",", ":"))
 
 
 def templates_equal(a: core_pb2.PodTemplateSpec, b: core_pb2.PodTemplateSpec) -> bool:
     """Equal once pod-template-hash is removed (Kubernetes' EqualIgnoreHash)."""
-    return _without_hash(a) == _without_hash(b)
+    return canonical_template(a) == canonical_template(b)
 
 
 def compute_hash(template: core_pb2.PodTemplateSpec, collision_count: int = 0) -> str:
     """FNV-1a (32 bit) of the template and the collision count, in Kubernetes' safe alphabet."""
-    data = _without_hash(template).SerializeToString(deterministic=True)
+    data = canonical_template(template).encode()
     if collision_count:
         data += collision_count.to_bytes(4, "little")
     h = 0x811C9DC5

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
 import pytest_asyncio
 
 from deploy.etcd_cluster import EtcdCluster
@@ -141,8 +142,11 @@ class BoundsWatch:
     min_available: int
     violations: list[str] = field(default_factory=list)
     states: int = 0
+    armed: bool = False  # the informer's first list arrives pod by pod: not a state
 
     def check(self, pods: list[core_pb2.Pod]) -> None:
+        if not self.armed:
+            return
         active = [p for p in pods if not p.metadata.HasField("deletion_timestamp")
                   and p.status.phase not in ("Succeeded", "Failed")]
         ready = [p for p in active if is_pod_ready(p)]
@@ -167,6 +171,8 @@ async def watch_bounds(client: Client, ns: str, app: str, bounds: BoundsWatch) -
     task = asyncio.create_task(factory.run(ready=ready))
     try:
         await asyncio.wait_for(ready.wait(), 30)
+        bounds.armed = True
+        bounds.check(informer.list())
         yield bounds
     finally:
         task.cancel()
@@ -207,7 +213,8 @@ async def test_deployment_spreads_scales_rolls_and_undoes(env: Env) -> None:
     assert d.spec.template.spec.containers[0].image == "nginx:1.25"
     assert d.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
     rss, _ = await env.client.list(apps_pb2.ReplicaSet, namespace=ns)
-    assert len(rss) == 2, "the undo reuses the first ReplicaSet instead of making a new one"
+    assert len(rss) == 2, "the undo reuses the first ReplicaSet instead of making a new one:\n" + "\n".join(
+        json.dumps(json_format.MessageToDict(rs.spec.template), sort_keys=True) for rs in rss)
     first = next(rs for rs in rss if rs.spec.template.spec.containers[0].image == "nginx:1.25")
     assert first.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
     assert first.metadata.annotations["deployment.kubernetes.io/revision-history"] == "1"
