@@ -15,15 +15,20 @@ Why a Lease object through the API rather than an etcd lease (DESIGN 4 says
   read (etcd's mod_revision), so two candidates can never both succeed in
   taking the lease (compare-and-swap), and a takeover bumps leaseTransitions.
 
-Timing (client-go's rules): leaseDurationSeconds 15, renew every 2 s. A
-candidate judges expiry on its *own* monotonic clock, from the moment it
-last saw the lease record change, never from the renewTime written by
-another machine, so no clock agreement is needed. The holder steps down
-when no renewal has succeeded for `renew_deadline_s` (10 s), which is
-before any candidate can consider the lease expired (15 s after it last saw
-a renewal, which is no earlier than the holder's last success): the led
-components are cancelled before anyone else could start them. Each renewal
-call is bounded by the time left until that deadline.
+Timing (client-go's defaults): leaseDurationSeconds 15, renew every 2 s,
+renew deadline 10 s. The holder steps down (cancels the led components)
+when no renewal has succeeded for the renew deadline; each renewal call is
+bounded by the time left until it. A candidate takes the lease over when
+either clock says it expired:
+* its own monotonic clock, leaseDuration after it last saw the record
+  change (client-go's rule; needs no clock agreement at all), or
+* the wall clock, leaseDuration after the renewTime the holder wrote. This
+  one makes the handover happen within leaseDuration of the holder's death
+  (client-go's rule alone takes up to leaseDuration + retry period), and it
+  is safe as long as the masters' clocks agree to within leaseDuration -
+  renewDeadline (5 s): the holder has stopped renewDeadline after its last
+  successful renewal, before the candidate's wall clock reaches
+  renewTime + leaseDuration.
 
 Decisions are the pure `plan_election`; `LeaderElector` is the thin loop.
 """
@@ -96,23 +101,29 @@ def plan_election(
     *,
     identity: str,
     now: float,
+    wall: float,
     lease_duration_s: float,
-) -> tuple[Action, Observed | None]:
-    """What to do with the lease as just read, and the observation to keep."""
+) -> tuple[Action, Observed | None, float]:
+    """What to do with the lease as just read, the observation to keep, and
+    (for WAIT) how long until the lease would expire."""
     if lease is None:
-        return Action.CREATE, None
+        return Action.CREATE, None, 0.0
     record = lease_record(lease)
     if observed is None or observed.record != record:
         observed = Observed(record, now)
     holder = lease.spec.holder_identity
     if holder == identity:
-        return Action.RENEW, observed
+        return Action.RENEW, observed, 0.0
     if not holder:
-        return Action.TAKE, observed
+        return Action.TAKE, observed, 0.0
     duration = lease.spec.lease_duration_seconds if lease.spec.HasField("lease_duration_seconds") else lease_duration_s
-    if now - observed.at >= duration:
-        return Action.TAKE, observed
-    return Action.WAIT, observed
+    left = duration - (now - observed.at)
+    if lease.spec.HasField("renew_time"):
+        renewed = lease.spec.renew_time.seconds + lease.spec.renew_time.nanos / 1e9
+        left = min(left, renewed + duration - wall)
+    if left <= 0:
+        return Action.TAKE, observed, 0.0
+    return Action.WAIT, observed, left
 
 
 def render_lease(
@@ -151,6 +162,7 @@ class LeaderElector:
         self.is_leader = False
         self._observed: Observed | None = None
         self._lease: coordination_pb2.Lease | None = None
+        self._expires_in = 0.0
 
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
         """Campaign, lead while holding the lease, step down when unsure; until cancelled."""
@@ -179,8 +191,9 @@ class LeaderElector:
                 coordination_pb2.Lease, cfg.name, namespace=cfg.namespace)
         except NotFound:
             lease = None
-        action, self._observed = plan_election(lease, self._observed, identity=cfg.identity,
-                                               now=self.clock.now(), lease_duration_s=cfg.lease_duration_s)
+        action, self._observed, self._expires_in = plan_election(
+            lease, self._observed, identity=cfg.identity, now=self.clock.now(),
+            wall=self.clock.wall().timestamp(), lease_duration_s=cfg.lease_duration_s)
         if action is Action.WAIT:
             return False
         new = render_lease(lease, action, config=cfg, wall=self.clock.wall())
@@ -201,7 +214,12 @@ class LeaderElector:
                     return
             except APIError as exc:
                 log.info("leader election attempt failed", extra={"error": str(exc)})
-            await self.clock.sleep(self.config.retry_period_s)
+                self._expires_in = 0.0
+            # Wake up when the holder's lease runs out, not up to a retry period later.
+            wait = self.config.retry_period_s
+            if 0 < self._expires_in < wait:
+                wait = self._expires_in + 0.05
+            await self.clock.sleep(wait)
 
     async def _hold(self) -> None:
         last_ok = self.clock.now()
