@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from google.protobuf import json_format
 import pytest_asyncio
+from google.protobuf import json_format
 
 from deploy.etcd_cluster import EtcdCluster
 from master.client import Client
