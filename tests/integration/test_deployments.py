@@ -367,3 +367,36 @@ spec:
     await wait_for("release and replacement", released)
     out = (await env.kubectl("get", "rs", "owned", "-n", ns)).stdout
     assert out.split("\n")[1].split()[1:4] == ["2", "2", "2"], out
+
+
+async def test_progress_deadline_history_limit_and_min_ready(env: Env) -> None:
+    ns = fresh_ns()
+    text = deployment_yaml(ns, "slow", replicas=2, surge="1", unavailable="0")
+    text = text.replace("  replicas: 2\n", "  replicas: 2\n  minReadySeconds: 1\n  revisionHistoryLimit: 1\n"
+                        "  progressDeadlineSeconds: 3\n")
+    await env.apply(text)
+    await env.kubectl("rollout", "status", "deployment/slow", "-n", ns, "--timeout=60s")
+    d = await env.client.get(apps_pb2.Deployment, "slow", namespace=ns)
+    rss, _ = await env.client.list(apps_pb2.ReplicaSet, namespace=ns)
+    assert d.status.available_replicas == 2 and rss[0].spec.min_ready_seconds == 1
+
+    # Two more revisions: with revisionHistoryLimit 1 only one old ReplicaSet stays.
+    for image in ("nginx:1.26", "nginx:1.27"):
+        await env.kubectl("set", "image", "deployment/slow", f"main={image}", "-n", ns)
+        await env.kubectl("rollout", "status", "deployment/slow", "-n", ns, "--timeout=60s")
+
+    async def two_sets() -> bool:
+        rss, _ = await env.client.list(apps_pb2.ReplicaSet, namespace=ns)
+        return sorted(r.metadata.annotations["deployment.kubernetes.io/revision"] for r in rss) == ["2", "3"]
+
+    await wait_for("history cleanup", two_sets)
+
+    # New pods that never turn Ready: the rollout misses its 3 s deadline.
+    await env.kubectl("patch", "deployment/slow", "-n", ns, "-p", json.dumps({"spec": {"template": {
+        "metadata": {"annotations": {"hollow.flotilla.dev/ready": "false"}}}}}))
+    res = await env.kubectl("rollout", "status", "deployment/slow", "-n", ns, "--timeout=60s", ok=False)
+    assert res.returncode != 0 and "exceeded its progress deadline" in res.stderr, env.explain(("rollout",), res)
+    d = await env.client.get(apps_pb2.Deployment, "slow", namespace=ns)
+    progressing = next(c for c in d.status.conditions if c.type == "Progressing")
+    assert (progressing.status, progressing.reason) == ("False", "ProgressDeadlineExceeded")
+    assert {c.type: c.status for c in d.status.conditions}["Available"] == "True", "maxUnavailable 0 held"
