@@ -108,6 +108,8 @@ class ReplicaSetController(Controller):
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
         self.expectations = Expectations(ctx.clock)
+        # key -> (reason, message) of the last failed create/delete (ReplicaFailure).
+        self._failures: dict[str, tuple[str, str]] = {}
         self.burst = int(ctx.option(self.name, "burst_replicas", rs.BURST_REPLICAS))
         self.owners = ctx.informers.informer(self.owner_cls)
         self.pods = ctx.informers.informer(core_pb2.Pod)
@@ -131,6 +133,18 @@ class ReplicaSetController(Controller):
         status.ready_replicas = counts.ready_replicas
         status.available_replicas = counts.available_replicas
         status.observed_generation = owner.metadata.generation
+        failure = self._failures.get(object_key(owner))
+        kept = [c for c in status.conditions if c.type != "ReplicaFailure"]
+        old = next((c for c in status.conditions if c.type == "ReplicaFailure"), None)
+        del status.conditions[:]
+        status.conditions.extend(kept)
+        if failure is not None:
+            reason, message = failure
+            cond = status.conditions.add(type="ReplicaFailure", status="True", reason=reason, message=message)
+            if old is not None and old.status == "True":
+                cond.last_transition_time.CopyFrom(old.last_transition_time)
+            else:
+                cond.last_transition_time.FromDatetime(self.clock.wall())
         return status
 
     # Handlers (enqueue only) -----------------------------------------------------
@@ -140,6 +154,7 @@ class ReplicaSetController(Controller):
 
     def _owner_deleted(self, owner: Any) -> None:
         self.expectations.forget(object_key(owner))
+        self._failures.pop(object_key(owner), None)
         self.enqueue(owner)
 
     def _owner_key_of(self, pod: core_pb2.Pod) -> str | None:
@@ -179,9 +194,10 @@ class ReplicaSetController(Controller):
         if new_key is not None:
             self.queue.add(new_key)
             if not rs.is_pod_ready(old) and rs.is_pod_ready(new):
-                min_ready = self.owners.get(new_key)
-                if min_ready is not None and min_ready.spec.min_ready_seconds > 0:
-                    self.queue.add_after(new_key, min_ready.spec.min_ready_seconds + 1)
+                owner = self.owners.get(new_key)
+                if owner is not None and owner.spec.min_ready_seconds > 0:
+                    # Ready now, available after minReadySeconds: look again then.
+                    self.queue.add_after(new_key, owner.spec.min_ready_seconds + 1)
         elif rs.controller_ref(new) is None and (
             old.metadata.labels != new.metadata.labels or rs.controller_ref(old) is not None
         ):
@@ -206,13 +222,22 @@ class ReplicaSetController(Controller):
         owned += await self._adopt(owner, claims.adopt)
         await self._release(owner, claims.release)
         active = [p for p in owned if rs.is_pod_active(p)]
+        failure: APIError | None = None
         if self.expectations.satisfied(key) and not owner.metadata.HasField("deletion_timestamp"):
-            plan = rs.plan_replicas(owner.spec.replicas, active, burst=self.burst)
-            if plan.create:
-                await self._create(owner, key, plan.create)
-            elif plan.delete:
-                await self._delete(owner, key, plan.delete)
+            desired = owner.spec.replicas if owner.spec.HasField("replicas") else 1
+            plan = rs.plan_replicas(desired, active, burst=self.burst)
+            try:
+                if plan.create:
+                    await self._create(owner, key, plan.create)
+                elif plan.delete:
+                    await self._delete(owner, key, plan.delete)
+                self._failures.pop(key, None)
+            except APIError as exc:
+                failure = exc
+                self._failures[key] = (("FailedCreate" if plan.create else "FailedDelete"), str(exc))
         await self._write_status(owner, active)
+        if failure is not None:
+            raise failure  # backoff, after the ReplicaFailure condition is written
 
     async def _adopt(self, owner: Any, pods: list[core_pb2.Pod]) -> list[core_pb2.Pod]:
         adopted = []
