@@ -296,4 +296,13 @@ class DeploymentController(Controller):
             return d
         new = _copy(d)
         new.status.CopyFrom(status)
-        return await self.client.update_status(new)
+        try:
+            return await self.client.update_status(new)
+        except Conflict:
+            # Most often our own previous write that the informer has not shown
+            # yet; the status is still right for the same generation.
+            fresh = await self.client.get(apps_pb2.Deployment, d.metadata.name, namespace=d.metadata.namespace)
+            if fresh.metadata.uid != d.metadata.uid or fresh.metadata.generation != d.metadata.generation:
+                raise
+            fresh.status.CopyFrom(status)
+            return await self.client.update_status(fresh)

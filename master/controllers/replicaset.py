@@ -319,6 +319,16 @@ class ReplicaSetController(Controller):
         new.CopyFrom(owner)
         new.status.CopyFrom(status)
         try:
-            await self.client.update_status(new)
+            try:
+                await self.client.update_status(new)
+            except Conflict:
+                # Usually our own last write, not yet in the informer (Kubernetes'
+                # updateReplicaSetStatus does the same): the counts come from the
+                # pods, so they hold for the fresh copy of the same generation.
+                fresh = await self.client.get(type(owner), owner.metadata.name, namespace=owner.metadata.namespace)
+                if fresh.metadata.uid != owner.metadata.uid or fresh.metadata.generation != owner.metadata.generation:
+                    raise
+                fresh.status.CopyFrom(status)
+                await self.client.update_status(fresh)
         except NotFound:
             return
