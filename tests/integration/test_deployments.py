@@ -204,6 +204,8 @@ async def test_deployment_spreads_scales_rolls_and_undoes(env: Env) -> None:
 
     history = (await env.kubectl("rollout", "history", "deployment/web", "-n", ns)).stdout
     assert "1 " in history and "2 " in history, history
+    first_revision = (await env.kubectl("rollout", "history", "deployment/web", "-n", ns, "--revision=1")).stdout
+    assert "nginx:1.25" in first_revision and "pod-template-hash" in first_revision, first_revision
     rss, _ = await env.client.list(apps_pb2.ReplicaSet, namespace=ns)
     assert sorted(rs.metadata.annotations["deployment.kubernetes.io/revision"] for rs in rss) == ["1", "2"]
 
