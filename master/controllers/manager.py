@@ -40,6 +40,13 @@ def _registry() -> dict[str, ControllerFactory]:
     controllers["statefulset"] = StatefulSetController
     controllers["job"] = JobController
     controllers["cronjob"] = CronJobController
+    from master.controllers.deployment import DeploymentController
+    from master.controllers.replicaset import ReplicaSetController
+    from master.controllers.replicationcontroller import ReplicationControllerController
+
+    controllers[ReplicaSetController.name] = ReplicaSetController
+    controllers[ReplicationControllerController.name] = ReplicationControllerController
+    controllers[DeploymentController.name] = DeploymentController
     return controllers
 
 
