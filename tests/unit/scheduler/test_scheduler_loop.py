@@ -214,3 +214,25 @@ async def test_a_deleted_pod_frees_room_for_a_parked_one() -> None:
         cluster.remove(old)
         await settle()
         assert cluster.binds == [("new", "n1")]
+
+
+async def test_shared_informers_run_by_their_owner() -> None:
+    from master.client.informer import InformerFactory
+
+    cluster, clock = FakeCluster(), FakeClock()
+    cluster.put(node("n1"))
+    cluster.put(pod("p"))
+    factory = InformerFactory(cluster.lister_watcher, clock=clock)  # type: ignore[arg-type]
+    s = Scheduler(cluster, clock=clock, seed=1, recorder=FakeRecorder(), informers=factory)  # type: ignore[arg-type]
+    assert len(factory.informers()) == 2  # asked for, not run: the owner runs them
+    ready = asyncio.Event()
+    task = asyncio.create_task(s.run(ready=ready))
+    owner = asyncio.create_task(factory.run())  # the ControllerManager's job in flotilla-master
+    try:
+        await asyncio.wait_for(ready.wait(), 5)
+        await settle()
+        assert cluster.binds == [("p", "n1")]
+    finally:
+        for t in (task, owner):
+            t.cancel()
+        await asyncio.gather(task, owner, return_exceptions=True)
