@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS")
     p.add_argument("--scheduler-seed", type=int, default=None, help="seed for the scheduler's tie-breaks")
+    p.add_argument("--default-toleration-seconds", type=int, default=300, metavar="SECONDS",
+                   help="tolerationSeconds new pods get for not-ready:NoExecute and unreachable:NoExecute "
+                        "(Kubernetes' DefaultTolerationSeconds; default %(default)s)")
     args = p.parse_args(argv)
     try:
         args.enabled_controllers = enabled_controllers(args.controllers, args.disable_controllers)
@@ -180,7 +183,8 @@ async def run(args: argparse.Namespace) -> None:
             "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address
         )
         server = APIServer(
-            APIServerConfig(args.bind_address, args.rest_port, args.grpc_port, advertise=f"{advertise}:{args.rest_port}"),
+            APIServerConfig(args.bind_address, args.rest_port, args.grpc_port, advertise=f"{advertise}:{args.rest_port}",
+                            default_toleration_seconds=args.default_toleration_seconds),
             store,
         )
         ready = asyncio.Event()
