@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -196,12 +197,27 @@ async def run(args: argparse.Namespace) -> None:
             if _wants_led(args):
                 local = "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address
                 target = args.server or f"{local}:{server.grpc_port}"
-                tg.create_task(_component("led", run_components(args, target)))
+                led = tg.create_task(_component("led", run_components(args, target)))
             log.info("master ready", extra={"rest": f"http://{advertise}:{server.rest_port}",
                                             "grpc": f"{advertise}:{server.grpc_port}",
                                             "kubeconfig": args.kubeconfig_out})
+            if _wants_led(args):
+                await _stop_first(led)
     finally:
         await etcd.close()
+
+
+async def _stop_first(led: asyncio.Task[None]) -> None:
+    """Wait until cancelled, then stop the led components before the
+    apiserver: their informers would otherwise start new watches on a gRPC
+    server that is stopping, which leaves RPC tasks behind at exit."""
+    try:
+        await asyncio.Future()
+    except asyncio.CancelledError:
+        led.cancel()
+        with contextlib.suppress(BaseException):
+            await led
+        raise
 
 
 async def _component(name: str, coro: object) -> None:

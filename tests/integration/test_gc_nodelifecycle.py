@@ -247,3 +247,42 @@ async def test_a_node_that_stops_heartbeating_is_tainted_and_its_pods_evicted(et
 
 async def _superset(fetch: Any, want: set[tuple[str, str]]) -> bool:
     return want <= await fetch()
+
+
+async def test_pods_of_a_node_that_stops_heartbeating_are_recreated_elsewhere(etcd_cluster: Any) -> None:
+    """Node lifecycle evicts, the ReplicaSet controller replaces, the hollow
+    binder (a stand-in for the scheduler) places the new pods on live nodes."""
+    async with controlled_master(etcd_cluster.endpoints, controllers=["nodelifecycle", "replicaset"],
+                                 options={"nodelifecycle": {"grace_period_s": 2}},
+                                 default_toleration_seconds=1) as c, \
+            hollow_cluster(c.client, nodes=3, renew_period_s=0.3, binder=True,
+                           prefix=f"re{uuid.uuid4().hex[:4]}") as hc:
+        client = c.client
+        app = f"web-{uuid.uuid4().hex[:6]}"
+        rs = apps_pb2.ReplicaSet()
+        rs.metadata.name, rs.metadata.namespace = app, "default"
+        rs.spec.replicas = 6
+        rs.spec.selector.match_labels["app"] = app
+        rs.spec.template.metadata.labels["app"] = app
+        rs.spec.template.spec.containers.add(name="c", image="busybox")
+        await client.create(rs)
+
+        async def running() -> list[core_pb2.Pod]:
+            pods, _ = await client.list(core_pb2.Pod, namespace="default", label_selector=f"app={app}")
+            live = [p for p in pods if p.status.phase == "Running" and not p.metadata.HasField("deletion_timestamp")]
+            return live if len(live) == 6 else []
+
+        before = await eventually(running, what="6 pods running")
+        dead = sorted(hc.nodes)[0]
+        lost = {p.metadata.name for p in before if p.spec.node_name == dead}
+        assert lost, "the round-robin binder put no pod on the first node"
+        hc.stop_heartbeat(dead)
+
+        async def moved() -> list[core_pb2.Pod]:
+            pods = await running()
+            if pods and all(p.spec.node_name != dead for p in pods):
+                return pods
+            return []
+
+        after = await eventually(moved, timeout_s=60, what="pods recreated on live nodes")
+        assert not lost & {p.metadata.name for p in after}
