@@ -286,3 +286,43 @@ async def test_pods_of_a_node_that_stops_heartbeating_are_recreated_elsewhere(et
 
         after = await eventually(moved, timeout_s=60, what="pods recreated on live nodes")
         assert not lost & {p.metadata.name for p in after}
+
+
+async def test_deleting_a_deployment_takes_its_replicasets_and_pods(etcd_cluster: Any) -> None:
+    """The whole chain with the workload controllers running: kubectl's
+    default (background) and foreground deletes of a Deployment."""
+    async with controlled_master(etcd_cluster.endpoints,
+                                 controllers=["garbagecollector", "deployment", "replicaset"],
+                                 options={"garbagecollector": {"recheck_s": 0.2}}) as c, \
+            hollow_cluster(c.client, nodes=2, binder=True, prefix=f"dp{uuid.uuid4().hex[:4]}"):
+        client = c.client
+        for cascade in ("background", "foreground"):
+            app = f"{cascade[:4]}-{uuid.uuid4().hex[:6]}"
+            d = apps_pb2.Deployment()
+            d.metadata.name, d.metadata.namespace = app, "default"
+            d.spec.replicas = 3
+            d.spec.selector.match_labels["app"] = app
+            d.spec.template.metadata.labels["app"] = app
+            d.spec.template.spec.containers.add(name="c", image="busybox")
+            await client.create(d)
+
+            async def pods(app: str = app) -> list[core_pb2.Pod]:
+                items, _ = await client.list(core_pb2.Pod, namespace="default", label_selector=f"app={app}")
+                return items
+
+            await eventually(lambda: _count(pods, 3), what=f"{app}: 3 pods")
+            sets, _ = await client.list(apps_pb2.ReplicaSet, namespace="default", label_selector=f"app={app}")
+            assert len(sets) == 1
+            res = await c.kubectl("delete", "deployment", app, f"--cascade={cascade}")
+            assert res.returncode == 0, res.stderr
+
+            async def cleaned(app: str = app) -> bool:
+                sets, _ = await client.list(apps_pb2.ReplicaSet, namespace="default",
+                                            label_selector=f"app={app}")
+                return not sets and not await pods(app)
+
+            await eventually(cleaned, what=f"{app}: replicasets and pods collected")
+
+
+async def _count(fetch: Any, n: int) -> bool:
+    return len(await fetch()) == n
