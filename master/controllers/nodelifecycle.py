@@ -36,6 +36,9 @@ from protos.coordination.v1 import coordination_pb2
 from protos.core.v1 import core_pb2
 
 _BY_NODE = "nodelifecycle-node"
+# Event sources as Kubernetes names them (kubectl describe's From column).
+NODE_COMPONENT = "node-controller"
+EVICTION_COMPONENT = "taint-eviction-controller"
 
 
 class NodeLifecycleController(Controller):
@@ -93,7 +96,8 @@ class NodeLifecycleController(Controller):
         except NotFound:
             return None
         self.recorder.event(updated, NORMAL, "NodeNotReady",
-                            f"Node {updated.metadata.name} status is now: NodeNotReady")
+                            f"Node {updated.metadata.name} status is now: NodeNotReady",
+                            component=NODE_COMPONENT)
         return updated
 
     async def _sync_taints(self, node: Any, now: _dt.datetime) -> Any | None:
@@ -122,7 +126,8 @@ class NodeLifecycleController(Controller):
                 soonest = wait_s if soonest is None else min(soonest, wait_s)
                 continue
             self.recorder.event(pod, NORMAL, "TaintManagerEviction",
-                                f"Marking for deletion Pod {pod.metadata.namespace}/{pod.metadata.name}")
+                                f"Marking for deletion Pod {pod.metadata.namespace}/{pod.metadata.name}",
+                                component=EVICTION_COMPONENT)
             try:
                 await self.client.delete(core_pb2.Pod, pod.metadata.name, namespace=pod.metadata.namespace,
                                          precondition_uid=pod.metadata.uid)

@@ -233,6 +233,7 @@ async def test_a_node_that_stops_heartbeating_is_tainted_and_its_pods_evicted(et
         res = await c.kubectl("describe", "node", dead)
         assert res.returncode == 0, res.stderr
         assert "NodeNotReady" in res.stdout and "node.kubernetes.io/unreachable:NoExecute" in res.stdout
+        assert "node-controller" in res.stdout  # the From column, as Kubernetes names the source
 
         # The heartbeat returns: Ready again, taints gone.
         await hc.resume_heartbeat(dead)
