@@ -45,6 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where to write a kubeconfig for kubectl ('' to skip)")
     p.add_argument("--etcd-prefix", default="",
                    help="keep every key under this prefix, so several clusters can share one etcd")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
+                   help="CIDR Service clusterIPs are allocated from (default %(default)s)")
+    p.add_argument("--service-node-port-range", default="30000-32767",
+                   help="port range nodePorts are allocated from (default %(default)s)")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.add_argument("--log-level", default="info")
     for c in COMPONENTS:
@@ -67,7 +71,9 @@ async def run(args: argparse.Namespace) -> None:
             "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address
         )
         server = APIServer(
-            APIServerConfig(args.bind_address, args.rest_port, args.grpc_port, advertise=f"{advertise}:{args.rest_port}"),
+            APIServerConfig(args.bind_address, args.rest_port, args.grpc_port, advertise=f"{advertise}:{args.rest_port}",
+                            service_cidr=args.service_cluster_ip_range,
+                            node_port_range=args.service_node_port_range, advertise_ip=advertise),
             store,
         )
         ready = asyncio.Event()
