@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -207,9 +208,9 @@ class Registry:
             if dry_run:
                 return StoredObject(info, msg, 0)
             key = info.key(namespace, meta.name)
+            create = functools.partial(_create, self.store, key, msg)
             try:
-                rev = await _store_call(info, meta.name, self._hooked(
-                    info, msg, None, lambda: self.store.create(key, encode_for_store(msg))))
+                rev = await _store_call(info, meta.name, self._hooked(info, msg, None, create))
             except errors.APIError as exc:
                 if exc.reason == "AlreadyExists" and generated:
                     continue
@@ -311,7 +312,8 @@ class Registry:
                     await self._deleted(info, current.msg)
                     new.metadata.resource_version = str(rev)
                     return StoredObject(info, new, rev, key=key)
-                write = lambda: self.store.update(key, encode_for_store(new), expected_revision=current.rv)  # noqa: E731
+                write = lambda new=new, rv=current.rv: self.store.update(  # noqa: E731
+                    key, encode_for_store(new), expected_revision=rv)
                 rev = await (write() if subresource else self._hooked(info, new, current.msg, write))
             except store_errors.RevisionConflict:
                 if retry_conflicts or from_cache:
@@ -516,6 +518,10 @@ def _namespace_defaults(msg: Any) -> None:
     if not msg.spec.finalizers:
         msg.spec.finalizers.append("kubernetes")
     msg.status.phase = "Active"
+
+
+async def _create(store: Store, key: str, msg: Any) -> int:
+    return await store.create(key, encode_for_store(msg))  # encoded after the hook filled msg
 
 
 async def _attempts() -> AsyncIterator[int]:
