@@ -32,6 +32,9 @@ ControllerFactory = Callable[[ControllerContext], Controller]
 def _registry() -> dict[str, ControllerFactory]:
     """name -> controller class. Imported lazily so each module stays optional."""
     controllers: dict[str, ControllerFactory] = {}
+    from master.controllers.endpoints import EndpointsController
+
+    controllers[EndpointsController.name] = EndpointsController
     return controllers
 
 
