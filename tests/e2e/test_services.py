@@ -63,7 +63,7 @@ async def _relay(path: str, port: int) -> asyncio.AbstractServer:
 
 
 @pytest_asyncio.fixture
-async def cluster(etcd_cluster: Any) -> AsyncIterator[Cluster]:
+async def cluster(etcd_cluster: Any) -> AsyncIterator[Cluster]:  # noqa: F811
     net = ServiceNet(hosts=3)
     sock = f"/tmp/flt-master-{uuid.uuid4().hex[:8]}.sock"
     try:
