@@ -26,9 +26,10 @@ import pytest_asyncio
 from master.client import Client
 from master.client.errors import NotFound
 from master.controllers.manager import ControllerManager
+from master.kubeconfig import write_kubeconfig
 from netproxy.dnsrecords import render_resolv_conf
 from protos.core.v1 import core_pb2
-from tests.e2e.svcnet import ServiceNet
+from tests.e2e.svcnet import ServiceNet, sh
 from tests.integration.conftest import etcd_cluster  # noqa: F401 - the real etcd, as in integration
 from tests.integration.harness import in_process_master
 
@@ -41,6 +42,7 @@ class Cluster:
     net: ServiceNet
     client: Client
     socket: str
+    url: str
     proxies: dict[int, Any] = field(default_factory=dict)
 
 
@@ -79,7 +81,7 @@ async def cluster(etcd_cluster: Any) -> AsyncIterator[Cluster]:  # noqa: F811
                         node.metadata.name = f"h{n}"
                         node.status.addresses.add(type="InternalIP", address=net.host_ip(n))
                         await c.create(node)
-                    yield Cluster(net, c, sock)
+                    yield Cluster(net, c, sock, m.url)
                 finally:
                     cm_task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -214,6 +216,14 @@ async def test_clusterip_nodeport_hairpin_dns_and_cleanup(cluster: Cluster) -> N
         "import dns.resolver as r; a = r.resolve('_http._tcp.web.default.svc.cluster.local', 'SRV');"
         "print([x.port for x in a])")
     assert srv.stdout.strip() == "[80]", srv
+    # flotctl net explain renders the path from the same state
+    kubeconfig = c.net.tmp / "kubeconfig"
+    write_kubeconfig(kubeconfig, c.url)
+    explained = await asyncio.to_thread(
+        sh, sys.executable, "-m", "flotctl.main", "--kubeconfig", str(kubeconfig),
+        "net", "explain", "client", f"{vip}:80", check=False)
+    print(explained.stdout)
+    assert explained.stdout.count("(overall 1/3, 33.3%)") == 3, explained
     nx = await asyncio.to_thread(
         c.net.ns_exec, client_ns, sys.executable, "-c",
         "import time, dns.resolver as r, dns.message as m, dns.query as q, dns.rcode as rc\n"
