@@ -186,6 +186,9 @@ def render(
     options: ProxyOptions = ProxyOptions(),
 ) -> Rendered:
     """The restore text; `only` = keys of the service ports whose chains to write (None: all)."""
+    if options.dns_vip and options.dns_target:
+        # the DNS VIP is answered on this host (the DNAT above), never balanced as a Service
+        ports = [sp for sp in ports if sp.cluster_ip != options.dns_vip]
     ports = sorted(ports, key=lambda sp: (sp.key, sp.protocol))
     nat_shared, filt = render_shared(ports, options)
     written = [sp for sp in ports if only is None or sp.key in only]

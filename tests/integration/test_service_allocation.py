@@ -136,3 +136,5 @@ async def test_headless_and_the_kubernetes_service(small: Session) -> None:
     assert code == 200 and k["spec"]["clusterIP"] == "10.100.0.1" and k["spec"]["ports"][0]["port"] == 443
     code, ep = await call(small, "GET", "/api/v1/namespaces/default/endpoints/kubernetes")
     assert code == 200 and ep["subsets"][0]["addresses"] == [{"ip": "127.0.0.1"}], ep
+    code, dns = await call(small, "GET", "/api/v1/namespaces/kube-system/services/kube-dns")
+    assert code == 200 and dns["spec"]["clusterIP"] == "10.100.0.10", dns

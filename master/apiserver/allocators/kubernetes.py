@@ -1,4 +1,5 @@
-"""The `kubernetes` Service in `default` and its Endpoints, kept by the apiserver.
+"""The `kubernetes` Service in `default` and its Endpoints, kept by the apiserver
+(and `kube-system/kube-dns` at the tenth address of the service CIDR).
 
 `run_master_service` makes sure Service default/kubernetes exists (clusterIP
 = the first address of the service CIDR, port 443 "https" -> the masters'
@@ -58,12 +59,31 @@ def with_address(current: Any | None, ip: str, port: int) -> Any:
     return ep
 
 
-async def ensure_master_service(registry: Registry, *, cluster_ip: str, advertise_ip: str, port: int) -> None:
+def dns_service(cluster_ip: str) -> Any:
+    """kube-system/kube-dns: the cluster DNS address. No selector and no Endpoints:
+    every flotilla-proxy answers it on its own host (netproxy/dns.py)."""
+    svc = SERVICES.message_class()()
+    svc.metadata.name, svc.metadata.namespace = "kube-dns", "kube-system"
+    svc.metadata.labels["k8s-app"] = "kube-dns"
+    svc.spec.cluster_ip = cluster_ip
+    for name, proto in (("dns", "UDP"), ("dns-tcp", "TCP")):
+        svc.spec.ports.add(name=name, port=53, protocol=proto).target_port.number_value = 53
+    return svc
+
+
+async def _create_once(registry: Registry, namespace: str, svc: Any) -> None:
     try:
-        await registry.create(SERVICES, "default", desired_service(cluster_ip, port))
+        await registry.create(SERVICES, namespace, svc)
     except errors.APIError as exc:
         if exc.reason != "AlreadyExists":
             raise
+
+
+async def ensure_master_service(registry: Registry, *, cluster_ip: str, advertise_ip: str, port: int,
+                                dns_ip: str = "") -> None:
+    await _create_once(registry, "default", desired_service(cluster_ip, port))
+    if dns_ip:
+        await _create_once(registry, "kube-system", dns_service(dns_ip))
     try:
         current = (await registry.get(ENDPOINTS, "default", "kubernetes")).msg
     except errors.APIError as exc:
@@ -95,7 +115,8 @@ async def run_master_service(
     while True:
         try:
             if advertise_ip:
-                await ensure_master_service(registry, cluster_ip=cluster_ip, advertise_ip=advertise_ip, port=port)
+                await ensure_master_service(registry, cluster_ip=cluster_ip, advertise_ip=advertise_ip, port=port,
+                                            dns_ip=allocator.ips.nth(10))
             n += 1
             if n % repair_every == 0:
                 services, _ = await registry.list(SERVICES, Filter(), resource_version="")
