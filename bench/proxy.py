@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -263,7 +264,14 @@ def main() -> None:
         if lat:
             await bench_latency(lat, args.samples)
 
-    asyncio.run(run())
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt  # unwinds through every finally: namespaces and processes go
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":

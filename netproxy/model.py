@@ -10,6 +10,7 @@ none. Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -34,12 +35,12 @@ class ServicePort:
     affinity_timeout_s: int = 0  # 0: no session affinity
     endpoints: tuple[Endpoint, ...] = ()
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """"namespace/name:port" (kube-proxy's ServicePortName), the identity of the rules."""
         return f"{self.namespace}/{self.name}:{self.port_name}" if self.port_name else f"{self.namespace}/{self.name}"
 
-    @property
+    @functools.cached_property
     def service_key(self) -> str:
         return f"{self.namespace}/{self.name}"
 

@@ -35,6 +35,7 @@ Pure: no I/O. Output is deterministic: equal inputs give byte-equal text.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -81,9 +82,12 @@ class Rendered:
     rules_by_key: dict[str, int] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def _hash(*parts: str) -> str:
+    """12 base-32 characters of sha256 (60 bits): chain names stay <= 28 characters.
+    Cached: a sync names every service's chain, and base64's b32 is slow Python."""
     digest = hashlib.sha256("\x00".join(parts).encode()).digest()
-    return base64.b32encode(digest).decode()[:12]
+    return base64.b32encode(digest[:10]).decode()[:12]
 
 
 def svc_chain(sp: ServicePort) -> str:
@@ -144,8 +148,37 @@ def render_service(sp: ServicePort, options: ProxyOptions = ProxyOptions()) -> l
     return lines
 
 
-def render_shared(ports: Iterable[ServicePort], options: ProxyOptions) -> tuple[list[str], list[str]]:
-    """(nat lines, filter lines) of the shared chains, whole."""
+SharedLines = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+# (service port key, protocol) -> (the ServicePort rendered, its shared lines); see render(cache=...)
+SharedCache = dict[tuple[str, str], tuple[ServicePort, SharedLines]]
+
+
+def _port_shared(sp: ServicePort) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(dispatch, nodeport, reject) lines of one service port."""
+    m = _match(sp)
+    if sp.endpoints:
+        svc = svc_chain(sp)
+        dispatch = (f"-A {SERVICES} -d {sp.cluster_ip}/32 {_comment(f'{sp.key} cluster IP')} {m} "
+                    f"--dport {sp.port} -j {svc}",)
+        nodeports: tuple[str, ...] = ()
+        if sp.node_port:
+            nodeports = (f"-A {NODEPORTS} {_comment(sp.key)} {m} --dport {sp.node_port} -j {MARK_MASQ}",
+                         f"-A {NODEPORTS} {_comment(sp.key)} {m} --dport {sp.node_port} -j {svc}")
+        return dispatch, nodeports, ()
+    reject = "-j REJECT --reject-with icmp-port-unreachable"
+    filt = [f"-A {SERVICES} -d {sp.cluster_ip}/32 {_comment(f'{sp.key} has no endpoints')} {m} "
+            f"--dport {sp.port} {reject}"]
+    if sp.node_port:
+        filt.append(f"-A {SERVICES} {_comment(f'{sp.key} has no endpoints')} -m addrtype --dst-type LOCAL "
+                    f"{m} --dport {sp.node_port} {reject}")
+    return (), (), tuple(filt)
+
+
+def render_shared(ports: Iterable[ServicePort], options: ProxyOptions, *,
+                  cache: SharedCache | None = None) -> tuple[list[str], list[str]]:
+    """(nat lines, filter lines) of the shared chains, whole. With `cache`, a port
+    that is the very object rendered last time reuses its lines (an identity check:
+    the syncer keeps unchanged ServicePorts), so a sync does not re-format them."""
     nat = [
         f"-A {POSTROUTING} -m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN",
         f"-A {POSTROUTING} -j MARK --xor-mark {MASQ_MARK}",
@@ -159,21 +192,17 @@ def render_shared(ports: Iterable[ServicePort], options: ProxyOptions) -> tuple[
     filt: list[str] = []
     nodeports: list[str] = []
     for sp in ports:
-        m = _match(sp)
-        if sp.endpoints:
-            svc = svc_chain(sp)
-            nat.append(f"-A {SERVICES} -d {sp.cluster_ip}/32 {_comment(f'{sp.key} cluster IP')} {m} "
-                       f"--dport {sp.port} -j {svc}")
-            if sp.node_port:
-                nodeports.append(f"-A {NODEPORTS} {_comment(sp.key)} {m} --dport {sp.node_port} -j {MARK_MASQ}")
-                nodeports.append(f"-A {NODEPORTS} {_comment(sp.key)} {m} --dport {sp.node_port} -j {svc}")
+        if cache is None:
+            dispatch, nps, rejects = _port_shared(sp)
         else:
-            reject = "-j REJECT --reject-with icmp-port-unreachable"
-            filt.append(f"-A {SERVICES} -d {sp.cluster_ip}/32 {_comment(f'{sp.key} has no endpoints')} {m} "
-                        f"--dport {sp.port} {reject}")
-            if sp.node_port:
-                filt.append(f"-A {SERVICES} {_comment(f'{sp.key} has no endpoints')} -m addrtype --dst-type LOCAL "
-                            f"{m} --dport {sp.node_port} {reject}")
+            ck = (sp.key, sp.protocol)
+            hit = cache.get(ck)
+            if hit is None or hit[0] is not sp:
+                hit = cache[ck] = (sp, _port_shared(sp))
+            dispatch, nps, rejects = hit[1]
+        nat.extend(dispatch)
+        nodeports.extend(nps)
+        filt.extend(rejects)
     nat.append(f"-A {SERVICES} {_comment('flotilla nodeports; keep last')} -m addrtype --dst-type LOCAL -j {NODEPORTS}")
     return nat + nodeports, filt
 
@@ -184,14 +213,20 @@ def render(
     only: set[str] | None = None,
     gone_chains: Iterable[str] = (),
     options: ProxyOptions = ProxyOptions(),
+    write: list[ServicePort] | None = None,
+    cache: SharedCache | None = None,
 ) -> Rendered:
-    """The restore text; `only` = keys of the service ports whose chains to write (None: all)."""
+    """The restore text; `only` = keys of the service ports whose chains to write
+    (None: all), or `write` = those ports themselves (the syncer's fast path)."""
     if options.dns_vip and options.dns_target:
         # the DNS VIP is answered on this host (the DNAT above), never balanced as a Service
         ports = [sp for sp in ports if sp.cluster_ip != options.dns_vip]
     ports = sorted(ports, key=lambda sp: (sp.key, sp.protocol))
-    nat_shared, filt = render_shared(ports, options)
-    written = [sp for sp in ports if only is None or sp.key in only]
+    nat_shared, filt = render_shared(ports, options, cache=cache)
+    if write is not None:
+        written = sorted(write, key=lambda sp: (sp.key, sp.protocol))
+    else:
+        written = [sp for sp in ports if only is None or sp.key in only]
     chains: dict[str, set[str]] = {}
     svc_lines: list[str] = []
     per_key: dict[str, int] = {}

@@ -39,7 +39,7 @@ from netproxy.conntrack import Conntrack
 from netproxy.errors import BackendConflict, ProxyError
 from netproxy.iptables import Iptables, flotilla_chains
 from netproxy.model import ServicePort, compute_service_ports
-from netproxy.render import SHARED_NAT, ProxyOptions, chains_of, render
+from netproxy.render import SHARED_NAT, ProxyOptions, SharedCache, chains_of, render
 
 log = logging.getLogger("flotilla.proxy")
 
@@ -103,6 +103,7 @@ class Syncer:
         self._last_full = 0.0
         self._last_sync = 0.0
         self._triggers: dict[str, str] = {}
+        self._shared_cache: SharedCache = {}
         self.synced = asyncio.Event()  # set after the first good sync (healthz)
         self.last_good_sync = 0.0
 
@@ -174,19 +175,21 @@ class Syncer:
         if full:
             existing = flotilla_chains(await asyncio.to_thread(self.iptables.save))
             present = existing.get("nat", set()) - set(SHARED_NAT)
-            rendered = render(all_ports, gone_chains=present, options=self.options)
+            self._shared_cache = {}
+            rendered = render(all_ports, gone_chains=present, options=self.options, cache=self._shared_cache)
             gone = present
         else:
+            changed_ports = [sp for k in dirty for sp in new_ports.get(k, []) if sp.key in changed_keys]
             new_chains: dict[str, set[str]] = {}
-            for sp in all_ports:
-                if sp.key in changed_keys:
-                    new_chains.setdefault(sp.key, set()).update(chains_of(sp))
+            for sp in changed_ports:
+                new_chains.setdefault(sp.key, set()).update(chains_of(sp))
             gone = set()
             for key, chains in self._chains.items():
                 keep = new_chains.get(key, set()) if key in changed_keys else (
                     chains if key in wanted_keys else set())
                 gone |= chains - keep
-            rendered = render(all_ports, only=changed_keys, gone_chains=gone, options=self.options)
+            rendered = render(all_ports, write=changed_ports, gone_chains=gone, options=self.options,
+                              cache=self._shared_cache)
         stale_udp = self._stale_udp(dirty, new_ports)
         await asyncio.to_thread(self.iptables.restore, rendered.text)
         if full:
