@@ -216,6 +216,14 @@ async def test_clusterip_nodeport_hairpin_dns_and_cleanup(cluster: Cluster) -> N
         "import dns.resolver as r; a = r.resolve('_http._tcp.web.default.svc.cluster.local', 'SRV');"
         "print([x.port for x in a])")
     assert srv.stdout.strip() == "[80]", srv
+    # /healthz and /metrics on 10256
+    probe = await asyncio.to_thread(
+        c.net.ns_exec, c.net.host_ns(1), sys.executable, "-c",
+        "import urllib.request as u; h = u.urlopen('http://192.168.77.1:10256/healthz', timeout=5);"
+        "m = u.urlopen('http://192.168.77.1:10256/metrics', timeout=5).read().decode();"
+        "print(h.status, [ln for ln in m.splitlines() if ln.startswith('flotilla_proxy_rules ')])")
+    assert probe.stdout.startswith("200 ['flotilla_proxy_rules "), probe
+
     # flotctl net explain renders the path from the same state
     kubeconfig = c.net.tmp / "kubeconfig"
     write_kubeconfig(kubeconfig, c.url)
@@ -265,3 +273,18 @@ async def test_readiness_scale_down_delete_and_cleanup(cluster: Cluster) -> None
     with contextlib.suppress(NotFound):
         await c.client.delete(core_pb2.Service, "web2", namespace="default")
     await assert_cleanup(c)
+
+
+def test_refuses_a_host_with_rules_on_the_other_backend() -> None:
+    net = ServiceNet(hosts=1)
+    try:
+        net.build()
+        h = net.host_ns(1)
+        net.ns_exec(h, "iptables-nft", "-t", "nat", "-N", "FLOTILLA-SERVICES")
+        out = net.ns_exec(h, sys.executable, "-m", "netproxy.main", "--master", "127.0.0.1:1", check=False)
+        assert out.returncode == 3 and "never mixes backends" in out.stderr, out
+        cleaned = net.ns_exec(h, sys.executable, "-m", "netproxy.main", "--cleanup", "--iptables-backend", "nft")
+        assert "removed chain nat/FLOTILLA-SERVICES" in cleaned.stdout
+        assert "FLOTILLA" not in net.ns_exec(h, "iptables-nft-save").stdout
+    finally:
+        net.close()
