@@ -65,6 +65,19 @@ class FakeIptables:
             if target and target not in TARGETS and target not in work:
                 raise IptablesError("iptables-restore exited 1", stderr=f"line {n}: no target {target}")
             work[chain].append(line)
+        elif words[0] in ("-D", "-I"):
+            chain = words[1]
+            if chain not in work:
+                raise IptablesError("iptables-restore exited 1", stderr=f"line {n}: no chain {chain}")
+            if words[0] == "-D":
+                rule = "-A " + line[3:]
+                if rule not in work[chain]:
+                    raise IptablesError("iptables-restore exited 1", stderr=f"line {n}: no such rule")
+                work[chain].remove(rule)
+            else:
+                pos = int(words[2])
+                spec = line[3:].split(" ", 2)[2]
+                work[chain].insert(pos - 1, f"-A {chain} {spec}")
         elif words[0] == "-X":
             chain = words[1]
             refs = [r for rules in work.values() for r in rules if r.endswith(f"-j {chain}") or f"-j {chain} " in r]

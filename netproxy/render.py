@@ -244,6 +244,64 @@ def render(
     return Rendered("\n".join(lines) + "\n", chains, len(nat_rules) + len(filt), per_key)
 
 
+def _edits(old: tuple[str, ...], new: tuple[str, ...]) -> list[str]:
+    """-D for old lines that go, then -I ... 1 for new ones (inserted in reverse,
+    so a NodePort's MARK rule lands before its jump). Every line is "-A CHAIN spec"."""
+    out = [f"-D {ln[3:]}" for ln in old if ln not in new]
+    for ln in reversed(new):
+        if ln not in old:
+            chain, _, spec = ln[3:].partition(" ")
+            out.append(f"-I {chain} 1 {spec}")
+    return out
+
+
+def render_delta(
+    changed: list[ServicePort],
+    removed: Iterable[tuple[str, str]],
+    *,
+    cache: SharedCache,
+    gone_chains: Iterable[str] = (),
+    options: ProxyOptions = ProxyOptions(),
+) -> Rendered:
+    """An incremental restore whose size follows the change only: the shared chains
+    are edited in place (-D the changed ports' old dispatch / nodePort / reject rules,
+    -I the new ones) instead of rewritten, using `cache` as the record of what the
+    kernel holds (render() with the same cache filled it); the changed ports' own
+    chains are written whole and `gone_chains` deleted. `removed` are the
+    (key, protocol) of ports that went. If the kernel disagrees with the cache a -D
+    fails, the whole restore is refused, and the syncer falls back to a full sync."""
+    if options.dns_vip and options.dns_target:
+        changed = [sp for sp in changed if sp.cluster_ip != options.dns_vip]
+    changed = sorted(changed, key=lambda sp: (sp.key, sp.protocol))
+    nat_edits: list[str] = []
+    filt_edits: list[str] = []
+    empty: SharedLines = ((), (), ())
+    for ck in sorted(set(removed)):
+        old = cache.pop(ck, (None, empty))[1]  # type: ignore[arg-type]
+        nat_edits += _edits(old[0] + old[1], ())
+        filt_edits += _edits(old[2], ())
+    chains: dict[str, set[str]] = {}
+    svc_lines: list[str] = []
+    per_key: dict[str, int] = {}
+    for sp in changed:
+        ck = (sp.key, sp.protocol)
+        old = cache.get(ck, (None, empty))[1]  # type: ignore[arg-type]
+        new = _port_shared(sp)
+        cache[ck] = (sp, new)
+        nat_edits += _edits(old[0] + old[1], new[0] + new[1])
+        filt_edits += _edits(old[2], new[2])
+        chains.setdefault(sp.key, set()).update(chains_of(sp))
+        own = render_service(sp, options)
+        svc_lines.extend(own)
+        per_key[sp.key] = per_key.get(sp.key, 0) + len(own) + (3 if sp.node_port else 1)
+    written_chains: set[str] = set().union(*chains.values()) if chains else set()
+    gone = sorted(set(gone_chains) - written_chains)
+    decls = sorted(written_chains) + gone
+    lines = ["*nat"] + [f":{c} - [0:0]" for c in decls] + nat_edits + svc_lines + [f"-X {c}" for c in gone]
+    lines += ["COMMIT", "*filter"] + filt_edits + ["COMMIT"]
+    return Rendered("\n".join(lines) + "\n", chains, len(nat_edits) + len(svc_lines) + len(filt_edits), per_key)
+
+
 def render_cleanup(nat_chains: Iterable[str], filter_chains: Iterable[str]) -> str:
     """Flush and delete the given Flotilla chains (the jumps are removed first, by the adapter)."""
     out = []

@@ -39,7 +39,7 @@ from netproxy.conntrack import Conntrack
 from netproxy.errors import BackendConflict, ProxyError
 from netproxy.iptables import Iptables, flotilla_chains
 from netproxy.model import ServicePort, compute_service_ports
-from netproxy.render import SHARED_NAT, ProxyOptions, SharedCache, chains_of, render
+from netproxy.render import SHARED_NAT, ProxyOptions, SharedCache, chains_of, render, render_delta
 
 log = logging.getLogger("flotilla.proxy")
 
@@ -170,33 +170,32 @@ class Syncer:
                         if sp not in self.ports.get(k, [])}
         if not full and not changed_keys and all(new_ports.get(k) == self.ports.get(k) for k in dirty):
             return "none"
-        all_ports = [sp for ports in new_ports.values() for sp in ports]
-        wanted_keys = {sp.key for sp in all_ports}
         if full:
+            all_ports = [sp for ports in new_ports.values() for sp in ports]
             existing = flotilla_chains(await asyncio.to_thread(self.iptables.save))
-            present = existing.get("nat", set()) - set(SHARED_NAT)
+            gone = existing.get("nat", set()) - set(SHARED_NAT)
             self._shared_cache = {}
-            rendered = render(all_ports, gone_chains=present, options=self.options, cache=self._shared_cache)
-            gone = present
+            rendered = render(all_ports, gone_chains=gone, options=self.options, cache=self._shared_cache)
+            removed_keys: set[str] = set(self._chains) - {sp.key for sp in all_ports}
         else:
-            changed_ports = [sp for k in dirty for sp in new_ports.get(k, []) if sp.key in changed_keys]
-            new_chains: dict[str, set[str]] = {}
-            for sp in changed_ports:
-                new_chains.setdefault(sp.key, set()).update(chains_of(sp))
-            gone = set()
-            for key, chains in self._chains.items():
-                keep = new_chains.get(key, set()) if key in changed_keys else (
-                    chains if key in wanted_keys else set())
-                gone |= chains - keep
-            rendered = render(all_ports, write=changed_ports, gone_chains=gone, options=self.options,
-                              cache=self._shared_cache)
+            # only the dirty Services are looked at: the cost follows the change
+            old_dirty = [sp for k in dirty for sp in self.ports.get(k, [])]
+            new_dirty = [sp for k in dirty for sp in new_ports.get(k, [])]
+            changed_ports = [sp for sp in new_dirty if sp.key in changed_keys]
+            new_ck = {(sp.key, sp.protocol) for sp in new_dirty}
+            removed = [(sp.key, sp.protocol) for sp in old_dirty if (sp.key, sp.protocol) not in new_ck]
+            removed_keys = {k for k, _ in removed} - {sp.key for sp in new_dirty}
+            gone = set().union(*(self._chains.get(sp.key, set()) for sp in old_dirty)) if old_dirty else set()
+            gone -= set().union(*(chains_of(sp) for sp in new_dirty)) if new_dirty else set()
+            rendered = render_delta(changed_ports, removed, cache=self._shared_cache, gone_chains=gone,
+                                    options=self.options)
         stale_udp = self._stale_udp(dirty, new_ports)
         await asyncio.to_thread(self.iptables.restore, rendered.text)
         if full:
             added = await asyncio.to_thread(self.iptables.ensure_jumps)
             if added:
                 log.info("jumps ensured: %s", ", ".join(added))
-        self._commit(new_ports, rendered, full=full, wanted_keys=wanted_keys)
+        self._commit(new_ports, rendered, full=full, removed_keys=removed_keys)
         await self._flush_conntrack(stale_udp)
         elapsed = time.perf_counter() - t0
         kind = "full" if full else "partial"
@@ -208,13 +207,14 @@ class Syncer:
         return kind
 
     def _commit(self, new_ports: dict[str, list[ServicePort]], rendered: Any, *, full: bool,
-                wanted_keys: set[str]) -> None:
+                removed_keys: set[str]) -> None:
         old_ports = self.ports
         self.ports = new_ports
         if full:
             self._chains = dict(rendered.chains)
         else:
-            self._chains = {k: v for k, v in self._chains.items() if k in wanted_keys}
+            for key in removed_keys:
+                self._chains.pop(key, None)
             self._chains.update(rendered.chains)
         self._need_full = False
         now = time.monotonic()
@@ -222,9 +222,9 @@ class Syncer:
             self._last_full = now
         if full:
             self._rules = {}
+        for key in removed_keys:
+            self._rules.pop(key, None)
         self._rules.update(rendered.rules_by_key)
-        for key in [k for k in self._rules if k not in wanted_keys]:
-            del self._rules[key]
         self.metrics.rules.set(sum(self._rules.values()))
         self.last_good_sync = time.time()
         self.metrics.last_sync.set(self.last_good_sync)
