@@ -19,12 +19,14 @@ filter:
   FLOTILLA-SERVICES    REJECT for service ports and nodePorts without endpoints
                        (jumped to from INPUT, FORWARD and OUTPUT for new connections)
 
-A full render (`only=None`) writes every service chain; an incremental one
-writes the shared chains (always whole: they are one rule per service port)
-and the chains of the service ports in `only`; chains in `gone_chains` are
-flushed and deleted (`-X`) after every rule that could point at them is gone.
-Declaring a chain in --noflush mode flushes it, so a chain is always written
-whole and the result never depends on what was there.
+`render` writes the shared chains whole plus the service chains asked for
+(all of them for a full sync); `render_delta` (the syncer's incremental sync)
+edits the shared chains in place instead (-D a changed port's old dispatch,
+nodePort and reject rules, -I its new ones) and writes only the changed
+ports' own chains, so its text follows the change, not the number of
+services. Chains in `gone_chains` are flushed and deleted (`-X`) after every
+rule that could point at them is gone. Declaring a chain in --noflush mode
+flushes it, so a service chain is always written whole.
 
 The jumps from the built-in chains are not here (a --noflush restore would
 append duplicates); `iptables.py` ensures them one by one.
