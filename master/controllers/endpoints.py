@@ -22,6 +22,7 @@ from master.reconcile.endpoints import plan_endpoints, selector_matches
 from protos.core.v1 import core_pb2
 
 log = logging.getLogger("flotilla.controllers.endpoints")
+NS_INDEX = "endpoints/namespace"  # index names are per shared informer: ours never clash
 
 
 class EndpointsController(Controller):
@@ -34,8 +35,8 @@ class EndpointsController(Controller):
         self.services = f.informer(core_pb2.Service)
         self.pods = f.informer(core_pb2.Pod)
         self.endpoints = f.informer(core_pb2.Endpoints)
-        self.pods.add_index("namespace", lambda p: [p.metadata.namespace])
-        self.services.add_index("namespace", lambda s: [s.metadata.namespace])
+        self.pods.add_index(NS_INDEX, lambda p: [p.metadata.namespace])
+        self.services.add_index(NS_INDEX, lambda s: [s.metadata.namespace])
         self.services.add_handler(**self.enqueue_handlers())
         self.pods.add_handler(
             on_add=self._pod_changed,
@@ -45,7 +46,7 @@ class EndpointsController(Controller):
         self.endpoints.add_handler(on_delete=self.enqueue)
 
     def _pod_changed(self, pod: Any, old: Any | None = None) -> None:
-        for svc in self.services.by_index("namespace", pod.metadata.namespace):
+        for svc in self.services.by_index(NS_INDEX, pod.metadata.namespace):
             if selector_matches(svc.spec.selector, pod.metadata.labels) or (
                 old is not None and selector_matches(svc.spec.selector, old.metadata.labels)
             ):
@@ -64,7 +65,7 @@ class EndpointsController(Controller):
             return
         if not svc.spec.selector:
             return
-        pods = self.pods.by_index("namespace", namespace)
+        pods = self.pods.by_index(NS_INDEX, namespace)
         wanted = plan_endpoints(svc, pods, current, now=self.clock.wall())
         if wanted is None:
             return
