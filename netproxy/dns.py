@@ -8,7 +8,8 @@ listens on UDP and TCP at `bind` (the node's address, port 53 by default).
 
 Answers come from dnsrecords.py (A, SRV, headless and StatefulSet pod names,
 NXDOMAIN inside the cluster domain); other names are forwarded to the host's
-resolver (the first nameserver of /etc/resolv.conf that is not ourselves),
+resolver (the first nameserver of /etc/resolv.conf that is not ourselves, or
+`upstream` as "ip" or "ip:port"),
 and answered SERVFAIL at once when there is none or it does not answer
 within `upstream_timeout_s`. Wire format by dnspython.
 """
@@ -95,8 +96,10 @@ class DnsServer:
                 if not fut.done():
                     fut.set_result(data)
 
+        host, _, port = self.upstream.rpartition(":") if self.upstream.count(":") == 1 else ("", "", "")
+        target = (host, int(port)) if host else (self.upstream, 53)
         try:
-            transport, _ = await loop.create_datagram_endpoint(_Once, remote_addr=(self.upstream, 53))
+            transport, _ = await loop.create_datagram_endpoint(_Once, remote_addr=target)
         except OSError:
             return _error(query, dns.rcode.SERVFAIL)
         try:
