@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cluster-cidr", default="", help="pod CIDR; cluster IP traffic from outside it is masqueraded")
     p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument("--cluster-dns", default="", help="the DNS service VIP (10.96.0.10); '' = no DNS")
-    p.add_argument("--dns-bind-address", default="", help="ip:port this host's DNS server listens on")
+    p.add_argument("--dns-bind-address", default="", help="ip:port this host's DNS server listens on (default: the Node's InternalIP:53)")
     p.add_argument("--dns-upstream", default="auto", help="resolver for other names (auto: /etc/resolv.conf; '' none)")
     p.add_argument("--cleanup", action="store_true", help="remove every Flotilla chain and rule, then exit")
     p.add_argument("--log-level", default="info")

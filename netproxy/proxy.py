@@ -49,7 +49,7 @@ class ProxyConfig:
     cluster_cidr: str = ""
     cluster_domain: str = DEFAULT_DOMAIN
     cluster_dns: str = ""  # the DNS service VIP (10.96.0.10); "" = no DNS
-    dns_bind: str = ""  # "ip:port" this host's DNS server listens on
+    dns_bind: str = ""  # "ip:port" this host's DNS server listens on ("": the Node's InternalIP:53)
     dns_upstream: str = "auto"  # "auto" = /etc/resolv.conf, "" = none (SERVFAIL)
 
 
@@ -84,10 +84,9 @@ async def run(config: ProxyConfig, *, ready: asyncio.Event, iptables: Iptables |
         factory = InformerFactory(client.lister_watcher, resync_period_s=0)
         services = factory.informer(core_pb2.Service)
         endpoints = factory.informer(core_pb2.Endpoints)
-        factory.informer(core_pb2.Node)  # node addresses (not used by the rules yet: NodePorts match LOCAL)
-        dns_host, _, dns_port = config.dns_bind.rpartition(":")
-        options = ProxyOptions(cluster_cidr=config.cluster_cidr, dns_vip=config.cluster_dns,
-                               dns_target=config.dns_bind if config.cluster_dns and config.dns_bind else "")
+        # this node's InternalIP is where DNS listens when --dns-bind-address is not given
+        nodes = factory.informer(core_pb2.Node)
+        options = ProxyOptions(cluster_cidr=config.cluster_cidr)
         dns_state = DnsState(config.cluster_domain)
 
         def lookup(key: str) -> tuple[Any | None, Any | None]:
@@ -108,8 +107,16 @@ async def run(config: ProxyConfig, *, ready: asyncio.Event, iptables: Iptables |
             tg.create_task(factory.run(ready=synced), name="informers")
             tg.create_task(_health(config, syncer), name="healthz")
             await synced.wait()
+            dns_bind = config.dns_bind or _node_dns_address(nodes.get(config.node_name))
+            if config.cluster_dns and dns_bind:
+                syncer.options = ProxyOptions(cluster_cidr=config.cluster_cidr, dns_vip=config.cluster_dns,
+                                              dns_target=dns_bind)
+            elif config.cluster_dns:
+                log.warning("no DNS address: pass --dns-bind-address or give the Node an InternalIP",
+                            extra={"node": config.node_name})
             tg.create_task(syncer.run(), name="syncer")
-            if config.cluster_dns and config.dns_bind:
+            if config.cluster_dns and dns_bind:
+                dns_host, _, dns_port = dns_bind.rpartition(":")
                 upstream = config.dns_upstream
                 if upstream == "auto":
                     upstream = host_upstream(exclude=(dns_host, config.cluster_dns, "127.0.0.53"))
@@ -120,6 +127,15 @@ async def run(config: ProxyConfig, *, ready: asyncio.Event, iptables: Iptables |
             await syncer.synced.wait()
             log.info("proxy ready", extra={"node": config.node_name, "services": len(services.keys())})
             ready.set()
+
+
+def _node_dns_address(node: Any | None) -> str:
+    if node is None:
+        return ""
+    for addr in node.status.addresses:
+        if addr.type == "InternalIP" and addr.address:
+            return f"{addr.address}:53"
+    return ""
 
 
 async def _health(config: ProxyConfig, syncer: Syncer) -> None:

@@ -79,8 +79,9 @@ async def cluster(etcd_cluster: Any) -> AsyncIterator[Cluster]:  # noqa: F811
                     for n in (1, 2, 3):
                         node = core_pb2.Node()
                         node.metadata.name = f"h{n}"
+                        node = await c.create(node)  # status is the agent's: written apart
                         node.status.addresses.add(type="InternalIP", address=net.host_ip(n))
-                        await c.create(node)
+                        await c.update_status(node)
                     yield Cluster(net, c, sock, m.url)
                 finally:
                     cm_task.cancel()
@@ -97,7 +98,7 @@ def start_proxy(c: Cluster, n: int) -> None:
     c.proxies[n] = c.net.spawn(
         c.net.host_ns(n), sys.executable, "-m", "netproxy.main", "--master", f"unix:{c.socket}",
         "--hostname-override", f"h{n}", "--healthz-bind-address", f"{ip}:10256",
-        "--cluster-cidr", "10.244.0.0/16", "--cluster-dns", "10.96.0.10", "--dns-bind-address", f"{ip}:53",
+        "--cluster-cidr", "10.244.0.0/16", "--cluster-dns", "10.96.0.10",  # DNS on the Node's InternalIP
         "--dns-upstream", "", log=c.net.tmp / f"proxy-h{n}.log")
 
 
@@ -210,7 +211,7 @@ async def test_clusterip_nodeport_hairpin_dns_and_cleanup(cluster: Cluster) -> N
 
     # cluster DNS: the pod's resolv.conf names 10.96.0.10 (DNATed to its host's proxy)
     for url in ("http://web.default.svc.cluster.local/", "http://web/"):
-        assert sum((await asyncio.to_thread(counts, c, client_ns, url, 5)).values()) == 5, url
+        assert sum((await asyncio.to_thread(counts, c, client_ns, url, 5)).values()) == 5, (url, proxy_logs(c))
     srv = await asyncio.to_thread(
         c.net.ns_exec, client_ns, sys.executable, "-c",
         "import dns.resolver as r; a = r.resolve('_http._tcp.web.default.svc.cluster.local', 'SRV');"
