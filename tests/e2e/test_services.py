@@ -256,6 +256,18 @@ async def test_readiness_scale_down_delete_and_cleanup(cluster: Cluster) -> None
     await set_ready(c, "web-c", True)
     await wait_for("web-c back", lambda: "web-c" in counts(c, client_ns, url, 30), c)
 
+    # sessionAffinity ClientIP: one client sticks to one backend (-m recent), and lets go when turned off
+    svc = await c.client.get(core_pb2.Service, "web", namespace="default")
+    svc.spec.session_affinity = "ClientIP"
+    await c.client.update(svc)
+    await wait_for("affinity", lambda: len(counts(c, client_ns, url, 20)) == 1, c)
+    assert len(await asyncio.to_thread(counts, c, client_ns, url, 40)) == 1
+    svc = await c.client.get(core_pb2.Service, "web", namespace="default")
+    svc.spec.session_affinity = "None"
+    svc.spec.ClearField("session_affinity_config")
+    await c.client.update(svc)
+    await wait_for("no affinity", lambda: len(counts(c, client_ns, url, 30)) == 3, c)
+
     # scale to one: within 1 s of the deletes, no request reaches a removed pod
     for name in ("web-b", "web-c"):
         await c.client.delete(core_pb2.Pod, name, namespace="default", grace_period_seconds=0)
