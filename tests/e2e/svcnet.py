@@ -7,7 +7,8 @@
   other hosts' /24s and a route covering the service CIDR;
 * pods: namespaces with a veth on their host's `cbr0` (hairpin on), an IP from
   the host's /24, a default route, a busybox httpd answering its own name on
-  :8080, and an optional /etc/netns/<pod>/resolv.conf (ip netns exec mounts it).
+  :8080 (and optionally a UDP server doing the same), and an optional
+  /etc/netns/<pod>/resolv.conf (ip netns exec mounts it).
 
 Everything carries a random suffix; `close()` kills what it started by PID,
 deletes every namespace and /etc/netns entry, even after a failure.
@@ -24,6 +25,28 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+UDP_SERVER = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    data, addr = s.recvfrom(512)
+    s.sendto(sys.argv[3].encode(), addr)
+"""
+
+UDP_CLIENT = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[3])))  # a fixed source port: one conntrack entry across runs
+s.settimeout(1.0)
+s.sendto(b"?", (sys.argv[1], int(sys.argv[2])))
+try:
+    print(s.recvfrom(512)[0].decode())
+except OSError as exc:
+    print("error", exc)
+"""
 
 CLIENT = r"""
 import json, sys, time, urllib.request
@@ -103,7 +126,7 @@ class ServiceNet:
                 if m != n:
                     self.ns_exec(h, "ip", "route", "add", f"10.244.{m}.0/24", "via", self.host_ip(m))
 
-    def add_pod(self, name: str, host: int, *, resolv_conf: str = "") -> Pod:
+    def add_pod(self, name: str, host: int, *, resolv_conf: str = "", udp_port: int = 0) -> Pod:
         seq = self._pod_seq.get(host, 1) + 1
         self._pod_seq[host] = seq
         ip = f"10.244.{host}.{seq}"
@@ -121,6 +144,10 @@ class ServiceNet:
         www.mkdir()
         (www / "index.html").write_text(name + "\n")
         self.spawn(ns, "busybox", "httpd", "-f", "-p", f"{ip}:8080", "-h", str(www))
+        if udp_port:
+            server = self.tmp / "udp_server.py"
+            server.write_text(UDP_SERVER)
+            self.spawn(ns, sys.executable, str(server), ip, str(udp_port), name)
         if resolv_conf:
             etc = Path("/etc/netns") / ns
             etc.mkdir(parents=True, exist_ok=True)
@@ -143,6 +170,11 @@ class ServiceNet:
         out = self.ns_exec(ns, sys.executable, str(script), url, str(n), str(timeout_s)).stdout
         result: dict[str, object] = json.loads(out)
         return result
+
+    def udp_ask(self, ns: str, ip: str, port: int, *, src_port: int) -> str:
+        script = self.tmp / "udp_client.py"
+        script.write_text(UDP_CLIENT)
+        return self.ns_exec(ns, sys.executable, str(script), ip, str(port), str(src_port)).stdout.strip()
 
     def iptables_save(self, host: int) -> str:
         return self.ns_exec(self.host_ns(host), "iptables-legacy-save").stdout

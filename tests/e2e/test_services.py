@@ -35,6 +35,7 @@ from tests.integration.harness import in_process_master
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 30.0
+UDP_PORT = 5353
 
 
 @dataclass
@@ -108,7 +109,8 @@ def proxy_logs(c: Cluster) -> str:
 
 async def add_backend(c: Cluster, name: str, host: int, *, labels: dict[str, str] | None = None) -> None:
     resolv = render_resolv_conf("default", "cluster.local", ("10.96.0.10",))
-    pod = await asyncio.to_thread(c.net.add_pod, name, host, resolv_conf=resolv)
+    udp = UDP_PORT if labels is None else 0
+    pod = await asyncio.to_thread(c.net.add_pod, name, host, resolv_conf=resolv, udp_port=udp)
     p = core_pb2.Pod()
     p.metadata.name, p.metadata.namespace = name, "default"
     p.metadata.labels.update(labels if labels is not None else {"app": "web"})
@@ -135,6 +137,7 @@ def web_service(name: str = "web", *, cluster_ip: str = "", node_port: int = 0) 
     s.spec.selector["app"] = "web"
     port = s.spec.ports.add(name="http", port=80, node_port=node_port or None)
     port.target_port.string_value = "http"
+    s.spec.ports.add(name="echo", port=UDP_PORT, protocol="UDP").target_port.number_value = UDP_PORT
     if cluster_ip:
         s.spec.cluster_ip = cluster_ip
     return s
@@ -249,6 +252,20 @@ async def test_readiness_scale_down_delete_and_cleanup(cluster: Cluster) -> None
     vip, node_port = await setup_web(c)
     client_ns = c.net.pods["client"].ns
     url = f"http://{vip}/"
+
+    # UDP: a client keeping its source port keeps its conntrack entry; when its
+    # endpoint leaves, the proxy deletes the entry and the next datagram goes elsewhere
+    def ask() -> str:
+        return c.net.udp_ask(client_ns, vip, UDP_PORT, src_port=40000)
+
+    first = await wait_for("a UDP answer", lambda: (lambda a: a if a.startswith("web-") else "")(ask()), c)
+    assert [ask() for _ in range(5)] == [first] * 5  # the same entry, the same backend
+    await set_ready(c, first, False)
+    moved = await wait_for("the UDP client moved", lambda: (lambda a: a if a.startswith("web-") and a != first
+                                                                    else "")(ask()), c)
+    print(f"UDP {first} -> {moved} once {first} left")
+    await set_ready(c, first, True)
+    await wait_for(f"{first} back", lambda: first in counts(c, client_ns, url, 30), c)
 
     await set_ready(c, "web-c", False)
     await wait_for("web-c out of rotation", lambda: "web-c" not in counts(c, client_ns, url, 30), c)
