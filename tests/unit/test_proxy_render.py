@@ -63,8 +63,8 @@ def test_service_chain_steps_and_dnat() -> None:
         "0.3333333333", "0.5000000000", None]
     sep = sep_chain(port, port.endpoints[0])
     assert lines_of(render([port]).text, sep) == [
-        f'-A {sep} -s 10.244.1.2/32 -m comment --comment "default/web:http" -j {MARK_MASQ}',
-        f'-A {sep} -m comment --comment "default/web:http" -p tcp -m tcp -j DNAT --to-destination 10.244.1.2:8080',
+        f'-A {sep} -s 10.244.1.2/32 -j {MARK_MASQ}',
+        f'-A {sep} -p tcp -m tcp -j DNAT --to-destination 10.244.1.2:8080',
     ]
 
 
