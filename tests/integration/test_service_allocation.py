@@ -145,3 +145,13 @@ async def wait_get(s: Session, path: str) -> dict[str, Any]:
             return out
         await asyncio.sleep(0.1)
     raise AssertionError(f"{path}: {code} {out}")
+
+
+async def test_concurrent_creates_of_one_explicit_value_admit_exactly_one(big: Session) -> None:
+    async def attempt(i: int) -> int:
+        code, _ = await call(big, "POST", SVC, service(f"same-{i}", type_="NodePort", node_port=31999,
+                                                        cluster_ip="10.96.200.200"))
+        return code
+
+    codes = await asyncio.gather(*(attempt(i) for i in range(20)))
+    assert sorted(codes) == [201] + [422] * 19, codes
