@@ -33,6 +33,7 @@ from master.controllers.manager import CONTROLLERS, ControllerManager
 from master.kubeconfig import write_kubeconfig
 from master.leaderelection import LeaderElectionConfig, LeaderElector, default_identity
 from master.logs import setup_logging
+from master.scheduler.scheduler import Scheduler
 from master.storage.etcd import EtcdStore
 from master.storage.interface import Store
 from master.storage.prefixed import PrefixedStore
@@ -134,11 +135,8 @@ async def run_led(args: argparse.Namespace, client: Client, *, host: str = "") -
                                         options=args.controller_options, host=host)
             tg.create_task(_component("controllers", manager.run()))
         if not args.disable_scheduler:
-            # LEAD: the scheduler joins here, under the same leadership, e.g.
-            #   from master.scheduler.scheduler import Scheduler
-            #   tg.create_task(_component("scheduler",
-            #       Scheduler(client, seed=args.scheduler_seed).run(ready=asyncio.Event())))
-            log.info("component not built yet, skipping", extra={"component": "scheduler"})
+            tg.create_task(_component(
+                "scheduler", Scheduler(client, seed=args.scheduler_seed).run(ready=asyncio.Event())))
         # An empty group would return at once: leading with nothing to run is waiting.
         tg.create_task(asyncio.Event().wait())
 
