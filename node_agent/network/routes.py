@@ -38,9 +38,9 @@ def node_internal_ip(node: Any) -> str | None:
 
 
 def node_pod_cidr(node: Any) -> str | None:
-    if node.spec.podCIDR:
-        return str(node.spec.podCIDR)
-    for cidr in node.spec.podCIDRs:
+    if node.spec.pod_cidr:
+        return str(node.spec.pod_cidr)
+    for cidr in node.spec.pod_cidrs:
         return str(cidr)
     return None
 
