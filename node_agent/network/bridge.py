@@ -37,11 +37,11 @@ import ipaddress
 import logging
 import os
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError as _PyNetlinkError
@@ -255,7 +255,11 @@ class BridgeNetwork:
         with self._host() as ipr, _netlink("sync routes"):
             plan = plan_routes(desired, self._current_routes(ipr))
             for cidr in plan.delete:
-                _ignore(errno.ESRCH, lambda c=cidr: ipr.route("del", dst=c, proto=ROUTE_PROTO))
+                try:
+                    ipr.route("del", dst=cidr, proto=ROUTE_PROTO)
+                except _PyNetlinkError as exc:
+                    if exc.code != errno.ESRCH:
+                        raise
             for cidr, gw in plan.add.items():
                 ipr.route("replace", dst=cidr, gateway=gw, proto=ROUTE_PROTO)
         if not plan.empty:
@@ -292,10 +296,3 @@ def _netlink(what: str) -> Iterator[None]:
     except OSError as exc:
         raise NetlinkError(f"{what}: {exc}") from exc
 
-
-def _ignore(code: int, fn: Callable[[], Any]) -> None:
-    try:
-        fn()
-    except _PyNetlinkError as exc:
-        if exc.code != code:
-            raise

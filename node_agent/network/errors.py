@@ -11,6 +11,7 @@ sandbox); a pod whose network cannot be set up fails alone.
 
 from __future__ import annotations
 
+
 class NetworkError(Exception):
     pass
 
