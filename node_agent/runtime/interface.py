@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 # Labels every Flotilla container carries (sandboxes and app containers).
@@ -42,12 +42,12 @@ PAUSE_IMAGE = "flotilla/pause:3.9"
 TEST_IMAGE = "flotilla/busybox:test"
 
 
-class SandboxState(str, Enum):
+class SandboxState(StrEnum):
     READY = "SANDBOX_READY"
     NOTREADY = "SANDBOX_NOTREADY"
 
 
-class ContainerState(str, Enum):
+class ContainerState(StrEnum):
     CREATED = "CONTAINER_CREATED"
     RUNNING = "CONTAINER_RUNNING"
     EXITED = "CONTAINER_EXITED"
