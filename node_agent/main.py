@@ -147,9 +147,10 @@ async def run(args: argparse.Namespace) -> None:
             manager_ready = asyncio.Event()
             tg.create_task(_forever("pod manager", manager.run(ready=manager_ready)))
             tg.create_task(_forever("heartbeat", run_heartbeat(api, period_s=period, reregister=reregister)))
-            tg.create_task(_forever("informers", factory.run()))
             if isinstance(network, BridgeNetwork):
-                tg.create_task(_forever("routes", run_route_sync(factory, network, own_node=args.node_name)))
+                nodes = factory.informer(core_pb2.Node)
+                tg.create_task(_forever("informers", factory.run()))
+                tg.create_task(_forever("routes", run_route_sync(nodes, network, own_node=args.node_name)))
             server = _http_server(args, manager, runtime)
             if server is not None:
                 tg.create_task(_forever("http", server))

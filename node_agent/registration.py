@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from master.client.clock import Clock, RealClock
 from master.client.errors import APIError
-from master.client.informer import InformerFactory
+from master.client.informer import Informer
 from node_agent.network.routes import compute_desired_routes
 from protos.core.v1 import core_pb2
 from protos.node.v1 import node_pb2
@@ -189,11 +189,11 @@ async def run_pod_stream(api: Any, sink: PodSink, *, clock: Clock | None = None,
         await clock.sleep(min(0.5 * 2 ** min(failures, 5), 10.0))
 
 
-async def run_route_sync(factory: InformerFactory, network: RouteSink, *, own_node: str,
+async def run_route_sync(nodes: Informer[core_pb2.Node], network: RouteSink, *, own_node: str,
                          ready: asyncio.Event | None = None) -> None:
-    """Keep host-gw routes equal to what the Nodes say. Handlers only set a flag;
-    one loop recomputes the whole plan (cheap: one route per node)."""
-    nodes = factory.informer(core_pb2.Node)
+    """Keep host-gw routes equal to what the Nodes say (`nodes`: a Node informer
+    run by the caller's factory). Handlers only set a flag; one loop recomputes
+    the whole plan (cheap: one route per node)."""
     dirty = asyncio.Event()
     nodes.add_handler(on_add=lambda _n: dirty.set(), on_update=lambda _o, _n: dirty.set(),
                       on_delete=lambda _n: dirty.set())
