@@ -15,7 +15,12 @@ from node_agent.network.fake import FakePodNetwork
 from node_agent.pods.api import FakeNodeAPI
 from node_agent.pods.manager import PodManager
 from node_agent.runtime.fake import FakeRuntime
-from node_agent.runtime.interface import LABEL_CONTAINER_NAME, LABEL_NODE, LABEL_POD_UID, ContainerState
+from node_agent.runtime.interface import (
+    LABEL_CONTAINER_NAME,
+    LABEL_NODE,
+    LABEL_POD_UID,
+    ContainerState,
+)
 from protos.core.v1 import core_pb2
 from tests.unit.pod_fixtures import make_pod
 

@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from node_agent.pods.actions import ObservedPod, container_hash
-from node_agent.pods.env import ConfigError, compute_env, memory_limit_bytes, nano_cpus, render_hosts
+from node_agent.pods.env import (
+    ConfigError,
+    compute_env,
+    memory_limit_bytes,
+    nano_cpus,
+    render_hosts,
+)
 from node_agent.pods.probes import (
     LIVENESS,
     READINESS,
