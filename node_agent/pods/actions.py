@@ -177,7 +177,8 @@ def compute_pod_actions(
     restart_policy = pod.spec.restart_policy or "Always"
     by_name = instances_by_name(observed.containers)
     # Dead instances beyond the newest of each name are garbage.
-    remove = tuple(c.id for items in by_name.values() for c in items[1:] if c.state != ContainerState.RUNNING)
+    # The newest instance and the one before it (lastState) stay; older dead ones are garbage.
+    remove = tuple(c.id for items in by_name.values() for c in items[2:] if c.state != ContainerState.RUNNING)
     ready = sorted((s for s in observed.sandboxes if s.state == SandboxState.READY),
                    key=lambda s: s.created_at.timestamp() if s.created_at else 0.0, reverse=True)
     current = ready[0].id if ready else ""

@@ -95,6 +95,7 @@ class FakeRuntime:
         self.logs: dict[str, list[bytes]] = {}
         self.exec_results: dict[tuple[str, ...], tuple[int, bytes]] = {}
         self.pulls: list[str] = []
+        self.stops: list[tuple[str, float]] = []  # (container id, timeout_s) of every stop_container
         self.calls: list[str] = []
 
     def _now(self) -> datetime:
@@ -174,6 +175,7 @@ class FakeRuntime:
         c = self.containers.get(container_id)
         if c is None:
             return
+        self.stops.append((container_id, timeout_s))
         c.stop_calls.append(timeout_s)
         if c.status.state == ContainerState.RUNNING:
             c.status = replace(c.status, state=ContainerState.EXITED, exit_code=137, reason="Error",
