@@ -152,9 +152,7 @@ async def run(args: argparse.Namespace) -> None:
                 nodes = factory.informer(core_pb2.Node)
                 tg.create_task(_forever("informers", factory.run()))
                 tg.create_task(_forever("routes", run_route_sync(nodes, network, own_node=args.node_name)))
-            server = _http_server(args, manager, runtime)
-            if server is not None:
-                tg.create_task(_forever("http", server))
+            tg.create_task(_forever("http", _http_server(args, manager, runtime)))
             await manager_ready.wait()
             tg.create_task(_forever("pod stream", run_pod_stream(api, manager)))
             log.info("agent running", extra={"node": args.node_name, "pod_cidr": resp.pod_cidr,
@@ -185,12 +183,9 @@ def _pod_manager(args: argparse.Namespace, runtime: Any, network: Any, api: Any,
 
 
 def _http_server(args: argparse.Namespace, manager: Any, runtime: Any) -> Any:
-    """The agent's HTTP servers (node_agent.server, written on the pods side)."""
-    try:
-        from node_agent import server as http  # type: ignore[attr-defined]
-    except ImportError:
-        log.warning("node_agent.server is not built yet: no /healthz, /pods, logs or exec on this node")
-        return None
+    """The agent's HTTP servers: read-only /healthz /spec /pods, and logs/exec (node_agent.server)."""
+    from node_agent import server as http
+
     return http.serve(manager=manager, runtime=runtime, node_name=args.node_name,
                       read_only_port=args.read_only_port, port=args.port)
 

@@ -29,7 +29,8 @@ async def test_agent_registers_runs_a_pod_and_reports_status(etcd_cluster: EtcdC
     async with masters(etcd_cluster.endpoints) as (m,):
         args = parse_args(["--master", m.target, "--node-name", "agent-a", "--advertise-address", "172.28.5.11",
                            "--runtime", "fake", "--state-dir", str(tmp_path / "state"), "--log-format", "text",
-                           "--labels", "zone=z1", "--heartbeat-period-s", "0.5"])
+                           "--labels", "zone=z1", "--heartbeat-period-s", "0.5",
+                           "--port", "0", "--read-only-port", "0"])
         agent = asyncio.create_task(run(args))
         client = await Client.connect(m.target)
         try:
