@@ -172,6 +172,12 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, out
             time.sleep(0.5)
+        # The master (root namespace) reaches the agent through the root leg: kubectl exec.
+        kenv = dict(env, KUBECONFIG=str(tmp_path / "kubeconfig"))
+        ex = _run(["kubectl", "exec", "web", "-c", "sidecar", "--", "cat", "/tmp/got"], kenv, timeout=60)
+        assert ex.returncode == 0 and "flotilla test image" in ex.stdout, ex.stdout + ex.stderr
+        wide = _run(["kubectl", "get", "pods", "-o", "wide"], kenv, timeout=60)
+        assert ip in wide.stdout and nodes[0] in wide.stdout, wide.stdout + wide.stderr
         # A pod on another host reaches it by pod IP.
         sh = _container(api, client_obj["metadata"]["uid"], "sh")
         code, out = _exec(api, sh, ["timeout", "5", "busybox", "wget", "-qO-", f"http://{ip}:8080/"])
