@@ -116,6 +116,16 @@ class BridgeNetwork:
         async with self._lock:
             return await asyncio.to_thread(self._sync_routes, dict(desired))
 
+    async def release_unclaimed(self, keep_uids: set[str]) -> list[str]:
+        """At agent start, before any pod is set up: free the addresses (and veths)
+        of pods that have no sandbox any more (removed while the agent was down),
+        so a lost teardown never leaks an address. Returns the uids released."""
+        async with self._lock:
+            gone = [uid for uid in self.ipam.allocations() if uid not in keep_uids]
+            for uid in gone:
+                await asyncio.to_thread(self._teardown_pod, uid)
+            return gone
+
     async def remove(self) -> None:
         """Delete the bridge, our routes and the masquerade rule (uninstall / tests).
         Pod veths go with their sandboxes' namespaces."""
@@ -176,6 +186,11 @@ class BridgeNetwork:
     def _setup_pod(self, pod_uid: str, netns_path: str, who: str) -> str:
         if not os.path.exists(netns_path):
             raise NetworkError(f"pod {who}: sandbox network namespace {netns_path} does not exist")
+        host_ns = f"/var/run/netns/{self.config.host_netns}" if self.config.host_netns else "/proc/self/ns/net"
+        if _ns_id(netns_path) == _ns_id(host_ns):
+            # A sandbox that has not (yet) got a namespace of its own: plumbing it
+            # would put eth0 and a default route into the host itself.
+            raise NetworkError(f"pod {who}: {netns_path} is the host's own network namespace, not a sandbox's")
         ip = self.ipam.allocate(pod_uid)
         veth = host_veth_name(pod_uid)
         cfg = self.config
@@ -274,6 +289,11 @@ class BridgeNetwork:
         if self.config.masquerade:
             masq.remove_masquerade(chain=self.config.masquerade_chain, iptables=self.config.iptables,
                                          prefix=self._prefix())
+
+
+def _ns_id(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
