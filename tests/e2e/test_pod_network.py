@@ -104,6 +104,14 @@ async def test_pods_reach_each_other_across_hosts(lab: LabNetPlan, tmp_path: Pat
             for _, ip in pods.values():
                 assert _ping(host.netns, ip), f"host {host.name} cannot reach {ip}"
 
+        # Leaving the cluster CIDR (to the root namespace's leg, which has no route
+        # back to pods) works only through the masquerade rule.
+        rules = subprocess.run(["nsenter", f"--net={NETNS_DIR / lab.hosts[0].netns}", "iptables-legacy", "-t", "nat",
+                                "-S"], capture_output=True, text=True).stdout
+        assert "-A POSTROUTING" in rules and "-s 10.244.1.0/24 ! -d 10.244.0.0/16" in rules and "MASQUERADE" in rules
+        for sb, _ in pods.values():
+            assert _ping(sb, lab.root_address), f"{sb} cannot leave the cluster CIDR"
+
         # Hairpin on the pod's bridge port.
         out = subprocess.run(["nsenter", f"--net={NETNS_DIR / lab.hosts[0].netns}", "bridge", "-d", "link"],
                              capture_output=True, text=True).stdout
