@@ -44,7 +44,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError as _PyNetlinkError
@@ -55,7 +55,6 @@ from node_agent.network.ipam import HostLocalIPAM, gateway_ip
 from node_agent.network.routes import ROUTE_PROTO, RoutePlan, plan_routes
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 POD_IFNAME = "eth0"
 
 
@@ -237,8 +236,9 @@ class BridgeNetwork:
             addrs = {a.get_attr("IFA_ADDRESS") for a in sb.get_addr(index=eth[0], family=2)}
             if ip not in addrs:
                 return False
-            # A live veth pair whose pod end carries our address: same pair.
-            return True
+            # The two ends must be one pair: eth0's peer is our host veth.
+            peer = sb.get_links(eth[0])[0].get_attr("IFLA_LINK")
+            return bool(peer == links[0]["index"])
 
     def _teardown_pod(self, pod_uid: str) -> None:
         veth = host_veth_name(pod_uid)

@@ -121,9 +121,17 @@ async def test_pods_reach_each_other_across_hosts(lab: LabNetPlan, tmp_path: Pat
 
         # Idempotent: the same address again, and traffic still flows.
         sb0, ip0 = pods[first_uid]
+
+        def veth_index() -> str:
+            out = subprocess.run(["nsenter", f"--net={NETNS_DIR / lab.hosts[0].netns}", "ip", "-o", "link", "show",
+                                  host_veth_name(first_uid)], capture_output=True, text=True).stdout
+            return out.split(":", 1)[0]
+
+        before = veth_index()
         again = await nets["n1"].setup_pod(pod_uid=first_uid, namespace="default", name="p0",
                                            netns_path=str(NETNS_DIR / sb0))
         assert again == ip0 and _ping(lab.hosts[1].netns, ip0)
+        assert before and veth_index() == before  # left alone, not re-plumbed
 
         # Teardown frees the address and the veth; teardown twice is fine.
         await nets["n1"].teardown_pod(pod_uid=first_uid)
