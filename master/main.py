@@ -36,6 +36,7 @@ from master.leaderelection import LeaderElectionConfig, LeaderElector, default_i
 from master.logs import setup_logging
 from master.nodeapi.service import NodeAPIConfig
 from master.nodeapi.service import add_to_server as add_node_api
+from master.scheduler.scheduler import Scheduler
 from master.storage.etcd import EtcdStore
 from master.storage.interface import Store
 from master.storage.prefixed import PrefixedStore
@@ -141,11 +142,8 @@ async def run_led(args: argparse.Namespace, client: Client, *, host: str = "") -
                                         options=args.controller_options, host=host)
             tg.create_task(_component("controllers", manager.run()))
         if not args.disable_scheduler:
-            # LEAD: the scheduler joins here, under the same leadership, e.g.
-            #   from master.scheduler.scheduler import Scheduler
-            #   tg.create_task(_component("scheduler",
-            #       Scheduler(client, seed=args.scheduler_seed).run(ready=asyncio.Event())))
-            log.info("component not built yet, skipping", extra={"component": "scheduler"})
+            tg.create_task(_component(
+                "scheduler", Scheduler(client, seed=args.scheduler_seed).run(ready=asyncio.Event())))
         # An empty group would return at once: leading with nothing to run is waiting.
         tg.create_task(asyncio.Event().wait())
 
