@@ -108,6 +108,7 @@ class PodWorker:
         self.volume_paths: dict[str, str] = {}
         self.volume_error = ""
         self.finished = False
+        self._startup_thresholds: dict[str, int] = {}
 
     # ------------------------------------------------------------------ control
     def update(self, pod: core_pb2.Pod) -> None:
@@ -170,8 +171,7 @@ class PodWorker:
                 full.append(await rt.container_status(c.id))
             except errors.NotFound:
                 continue
-        unhealthy = frozenset(cid for (cid, kind), st in self.probe_states.items()
-                              if kind in (LIVENESS, STARTUP) and not st.result)
+        unhealthy = frozenset(cid for (cid, kind), st in self.probe_states.items() if self._failed(cid, kind, st))
         return ObservedPod(sandboxes=tuple(sandboxes), containers=tuple(full), unhealthy=unhealthy)
 
     # --------------------------------------------------------------------- sync
@@ -229,6 +229,13 @@ class PodWorker:
         self._written = encoded
         # Keep our copy's status current so that phase stickiness and transition times hold.
         self.pod = pod
+
+    def _failed(self, cid: str, kind: str, st: ProbeState) -> bool:
+        if kind == LIVENESS:
+            return not st.result
+        if kind == STARTUP:
+            return not st.result and st.failures > 0 and st.failures >= self._startup_thresholds.get(cid, 3)
+        return False
 
     # ------------------------------------------------------------------ execute
     async def execute(self, plan: PodActions) -> None:
@@ -436,6 +443,7 @@ class PodWorker:
         self.probe_states[key] = initial_probe_state(kind)
         if kind == STARTUP:
             self.probe_states[key] = ProbeState(result=False)
+            self._startup_thresholds[cid] = pspec.failure_threshold
 
         def gate() -> bool:
             if kind == STARTUP or not has_startup:
