@@ -73,6 +73,22 @@ def parse_docker_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(f"{m.group(1)}.{frac}{tz}").astimezone(UTC)
 
 
+def has_registry_host(image: str) -> bool:
+    """Docker's rule: the first path component is a registry host when it has a '.'
+    or a ':' or is 'localhost'."""
+    first, sep, _ = image.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
+
+
+def pull_source(image: str, registry: str) -> str | None:
+    """Where to pull `image` from; None when it names no registry and none is configured."""
+    if has_registry_host(image):
+        return image
+    if registry:
+        return f"{registry.rstrip('/')}/{image}"
+    return None
+
+
 def _translate(exc: Exception, what: str) -> errors.RuntimeError_:
     if isinstance(exc, docker.errors.ImageNotFound):
         return errors.ImageNotPresent(f"{what}: {exc.explanation or exc}")
@@ -137,13 +153,25 @@ class DockerRuntime:
                 for i in got]
 
     async def pull_image(self, image: str) -> ImageInfo:
+        """Pull `image`. A name with a registry host is pulled from that host; a bare
+        name (`busybox:1.36`) from the configured registry (then tagged with the bare
+        name) and, with none configured, fails at once rather than asking Docker Hub."""
+        source = pull_source(image, self.registry)
+        if source is None:
+            raise errors.ImagePullError(
+                f"no image registry is configured for {image!r}: load the image into the node's dockerd, "
+                "name a registry in the image (host:port/name:tag) or start the agent with --registry")
+
         def pull() -> None:
             last_error = ""
-            for line in self._api.pull(image, stream=True, decode=True):
+            for line in self._api.pull(source, stream=True, decode=True):
                 if "error" in line:
                     last_error = line.get("error", "")
             if last_error:
                 raise errors.ImagePullError(last_error)
+            if source != image:
+                repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+                self._api.tag(source, repo, tag or "latest")
 
         try:
             await self._call(f"pull {image}", pull)
