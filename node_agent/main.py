@@ -84,8 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--iptables", default="iptables-legacy",
                    help="iptables binary for the masquerade rule; the proxy must use the same backend")
     p.add_argument("--no-masquerade", action="store_true")
-    p.add_argument("--heartbeat-period-s", type=float, default=10.0,
-                   help="until the master says otherwise in its answers")
+    p.add_argument("--heartbeat-period-s", type=float, default=None,
+                   help="seconds between heartbeats (default: what the master answers, 10 s by default)")
     p.add_argument("--read-only-port", type=int, default=10255)
     p.add_argument("--port", type=int, default=10250)
     p.add_argument("--state-dir", default="", help="default /var/lib/flotilla-agent/<node-name>")
@@ -138,7 +138,7 @@ async def run(args: argparse.Namespace) -> None:
             await network.ensure()
         manager = _pod_manager(args, runtime, network, api, state_dir)
         factory = InformerFactory(api.client.lister_watcher)
-        period = float(resp.heartbeat_period_seconds or args.heartbeat_period_s)
+        period = args.heartbeat_period_s or float(resp.heartbeat_period_seconds or 10)
 
         async def reregister() -> None:
             await register(api, request)
@@ -146,14 +146,13 @@ async def run(args: argparse.Namespace) -> None:
         async with asyncio.TaskGroup() as tg:
             manager_ready = asyncio.Event()
             tg.create_task(_forever("pod manager", manager.run(ready=manager_ready)))
-            tg.create_task(_forever("heartbeat", run_heartbeat(api, period_s=period, reregister=reregister)))
+            tg.create_task(_forever("heartbeat", run_heartbeat(api, period_s=period, reregister=reregister,
+                                                               follow_master=args.heartbeat_period_s is None)))
             if isinstance(network, BridgeNetwork):
                 nodes = factory.informer(core_pb2.Node)
                 tg.create_task(_forever("informers", factory.run()))
                 tg.create_task(_forever("routes", run_route_sync(nodes, network, own_node=args.node_name)))
-            server = _http_server(args, manager, runtime)
-            if server is not None:
-                tg.create_task(_forever("http", server))
+            tg.create_task(_forever("http", _http_server(args, manager, runtime)))
             await manager_ready.wait()
             tg.create_task(_forever("pod stream", run_pod_stream(api, manager)))
             log.info("agent running", extra={"node": args.node_name, "pod_cidr": resp.pod_cidr,
@@ -184,12 +183,9 @@ def _pod_manager(args: argparse.Namespace, runtime: Any, network: Any, api: Any,
 
 
 def _http_server(args: argparse.Namespace, manager: Any, runtime: Any) -> Any:
-    """The agent's HTTP servers (node_agent.server, written on the pods side)."""
-    try:
-        from node_agent import server as http  # type: ignore[attr-defined]
-    except ImportError:
-        log.warning("node_agent.server is not built yet: no /healthz, /pods, logs or exec on this node")
-        return None
+    """The agent's HTTP servers: read-only /healthz /spec /pods, and logs/exec (node_agent.server)."""
+    from node_agent import server as http
+
     return http.serve(manager=manager, runtime=runtime, node_name=args.node_name,
                       read_only_port=args.read_only_port, port=args.port)
 

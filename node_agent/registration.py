@@ -130,14 +130,16 @@ async def register(api: Any, request: node_pb2.RegisterRequest, *, clock: Clock 
 
 
 async def run_heartbeat(api: Any, *, period_s: float, reregister: Callable[[], Any],
-                        clock: Clock | None = None, ready: asyncio.Event | None = None) -> None:
+                        clock: Clock | None = None, ready: asyncio.Event | None = None,
+                        follow_master: bool = True) -> None:
     """Heartbeat forever. Errors are logged and retried at the next period (the
-    lease tolerates missed beats up to its duration)."""
+    lease tolerates missed beats up to its duration). With `follow_master`, the
+    period the master answers replaces `period_s`."""
     clock = clock or RealClock()
     while True:
         try:
             resp = await api.heartbeat()
-            if resp.heartbeat_period_seconds > 0:
+            if follow_master and resp.heartbeat_period_seconds > 0:
                 period_s = float(resp.heartbeat_period_seconds)
             if ready is not None:
                 ready.set()

@@ -21,8 +21,10 @@ a time (a lock), because each namespaced socket forks a helper and its calls
 must not interleave.
 
 pyroute2 pitfalls (LAB-NOTES): `IPRoute(netns=...)` creates a namespace on a
-typo unless flags=0, so every namespaced socket passes flags=0; unknown
-keyword arguments are silently ignored, so hairpin is `brport('set', mode=1)`.
+typo unless flags=0 and forks a helper per socket — we never use it (see
+`_open_iproute`: setns in the worker thread, no fork, and a missing path is
+an error); unknown keyword arguments are silently ignored, so hairpin is
+`brport('set', mode=1)`.
 
 Must not: create or delete network namespaces (the runtime owns sandboxes,
 the lab owns host namespaces), talk to the apiserver (main.py feeds Nodes).
@@ -31,6 +33,7 @@ the lab owns host namespaces), talk to the apiserver (main.py feeds Nodes).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
 import hashlib
 import ipaddress
@@ -41,7 +44,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError as _PyNetlinkError
@@ -123,12 +126,9 @@ class BridgeNetwork:
 
     @contextmanager
     def _host(self) -> Iterator[IPRoute]:
-        with _netlink("open host netlink"):
-            ipr = IPRoute(netns=self.config.host_netns, flags=0) if self.config.host_netns else IPRoute()
-        try:
+        ns = self.config.host_netns
+        with _open_iproute(f"/var/run/netns/{ns}" if ns else None) as ipr:
             yield ipr
-        finally:
-            ipr.close()
 
     def _prefix(self) -> list[str]:
         ns = self.config.host_netns
@@ -276,14 +276,53 @@ class BridgeNetwork:
                                          prefix=self._prefix())
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+
+
+def _setns(fd: int, what: str) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise NetlinkError(f"setns {what}: {os.strerror(err)}")
+
+
 @contextmanager
-def _sandbox(netns_path: str) -> Iterator[IPRoute]:
-    with _netlink(f"open {netns_path}"):
-        sb = IPRoute(netns=netns_path, flags=0)
+def _open_iproute(netns_path: str | None) -> Iterator[IPRoute]:
+    """A netlink socket in `netns_path` (None: the agent's own namespace).
+
+    Why not `IPRoute(netns=...)`: pyroute2 forks a helper process for it, and
+    a fork of the agent copies its asyncio signal wakeup fd and gRPC threads —
+    a signal the helper gets lands in the agent's loop as the agent's own
+    SIGTERM. Instead this thread enters the namespace (setns is per thread),
+    opens the socket there (a socket keeps the namespace it was made in) and
+    comes straight back; nothing forks."""
+    if netns_path is None:
+        with _netlink("open netlink"):
+            ipr = IPRoute()
+    else:
+        with _netlink(f"open {netns_path}"):
+            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+            try:
+                target = os.open(netns_path, os.O_RDONLY)
+                try:
+                    _setns(target, f"into {netns_path}")
+                    try:
+                        ipr = IPRoute()
+                    finally:
+                        # Back home before anything else runs on this pool thread.
+                        _setns(own, "back to the agent's namespace")
+                finally:
+                    os.close(target)
+            finally:
+                os.close(own)
     try:
-        yield sb
+        yield ipr
     finally:
-        sb.close()
+        ipr.close()
+
+
+def _sandbox(netns_path: str) -> Any:
+    return _open_iproute(netns_path)
 
 
 @contextmanager

@@ -5,7 +5,8 @@ lab-down bullet), with real dockerd, real namespaces and real agents:
 host-gw routes between them; a two-container pod (busybox httpd + a sidecar
 that fetches from it on localhost) pinned to node 1 by spec.nodeName goes
 Running with an IP from node 1's /24; a pod on node 2 and every host
-namespace reach it by pod IP; `flotctl lab down` leaves no namespace,
+namespace reach it by pod IP; SIGTERM to an agent leaves its pods running
+and a restarted agent keeps their containers and IP; `flotctl lab down` leaves no namespace,
 root-namespace veth, container or process of the lab.
 
 Unique lab id, node names, subnet and ports: it never touches another lab.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -122,9 +124,10 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
     rest, grpc_port = free_port(), free_port()
     nodes = [f"{lab_id}-n{i}" for i in (1, 2, 3)]
     flotctl = [sys.executable, "-m", "flotctl.main"]
+    base = free_port_block()
     try:
         up = _run(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
-                             "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(free_port_block()),
+                             "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
                              "--rest-port", str(rest), "--grpc-port", str(grpc_port)], env)
         assert up.returncode == 0, up.stdout + up.stderr
         assert "export KUBECONFIG=" in up.stdout and f"node {nodes[2]}: Ready" in up.stdout
@@ -169,6 +172,12 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, out
             time.sleep(0.5)
+        # The master (root namespace) reaches the agent through the root leg: kubectl exec.
+        kenv = dict(env, KUBECONFIG=str(tmp_path / "kubeconfig"))
+        ex = _run(["kubectl", "exec", "web", "-c", "sidecar", "--", "cat", "/tmp/got"], kenv, timeout=60)
+        assert ex.returncode == 0 and "flotilla test image" in ex.stdout, ex.stdout + ex.stderr
+        wide = _run(["kubectl", "get", "pods", "-o", "wide"], kenv, timeout=60)
+        assert ip in wide.stdout and nodes[0] in wide.stdout, wide.stdout + wide.stderr
         # A pod on another host reaches it by pod IP.
         sh = _container(api, client_obj["metadata"]["uid"], "sh")
         code, out = _exec(api, sh, ["timeout", "5", "busybox", "wget", "-qO-", f"http://{ip}:8080/"])
@@ -176,6 +185,26 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         # Every host namespace reaches it.
         for n in nodes:
             assert "flotilla test image" in _fetch_from(f"{lab_id}-{n}", ip), n
+
+        # SIGTERM to node 1's agent leaves its pods running; `lab up` again restarts
+        # the agent, which keeps the same containers and the same pod IP.
+        ids_before = sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"}))
+        agent_pid = json.loads((lab_dir / "state.json").read_text())["agents"][nodes[0]]
+        os.kill(agent_pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{agent_pid}").exists() and b"zombie" not in Path(f"/proc/{agent_pid}/status").read_bytes():
+            assert time.monotonic() < deadline, "agent did not exit on SIGTERM"
+            time.sleep(0.1)
+        assert sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"})) == ids_before
+        again = _run(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
+                                "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
+                                "--rest-port", str(rest), "--grpc-port", str(grpc_port)], env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"agent {nodes[1]}: already running" in again.stdout
+        time.sleep(3)  # let the restarted agent resync its pods
+        assert _wait_running(rest, "web")["status"]["podIP"] == ip
+        assert sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"})) == ids_before
+        assert "flotilla test image" in _fetch_from(f"{lab_id}-{nodes[1]}", ip)
     finally:
         down = _run(flotctl + ["lab", "down"], env)
         left = _leftovers(lab_id, lab_dir, nodes, api)
