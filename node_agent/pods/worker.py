@@ -109,6 +109,7 @@ class PodWorker:
         self.volume_error = ""
         self.finished = False
         self._startup_thresholds: dict[str, int] = {}
+        self._last_observed = ObservedPod()
 
     # ------------------------------------------------------------------ control
     def update(self, pod: core_pb2.Pod) -> None:
@@ -172,7 +173,8 @@ class PodWorker:
             except errors.NotFound:
                 continue
         unhealthy = frozenset(cid for (cid, kind), st in self.probe_states.items() if self._failed(cid, kind, st))
-        return ObservedPod(sandboxes=tuple(sandboxes), containers=tuple(full), unhealthy=unhealthy)
+        self._last_observed = ObservedPod(sandboxes=tuple(sandboxes), containers=tuple(full), unhealthy=unhealthy)
+        return self._last_observed
 
     # --------------------------------------------------------------------- sync
     async def sync(self) -> float | None:
@@ -251,14 +253,14 @@ class PodWorker:
             await rt.remove_container(cid)
             self._forget_probes(cid)
         if plan.create_sandbox:
-            await self.create_sandbox()
+            await self.create_sandbox(self._last_observed)
             return
         if plan.start:
             await asyncio.gather(*(self.start_container(s) for s in plan.start))
 
-    async def create_sandbox(self) -> None:
+    async def create_sandbox(self, observed: ObservedPod) -> None:
         rt = self.m.runtime
-        old = await rt.list_pod_sandboxes({LABEL_POD_UID: self.uid, LABEL_NODE: self.m.node_name})
+        old = observed.sandboxes
         if old:
             await self.m.network.teardown_pod(pod_uid=self.uid)
             for s in old:
