@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from master.client.clock import Clock
-from node_agent.pods.probes import ProbeSpec, ProbeState, initial_probe_state, record_probe
+from node_agent.pods.probes import STARTUP, ProbeSpec, ProbeState, initial_probe_state, record_probe
 from node_agent.runtime.interface import ContainerRuntime
 
 log = logging.getLogger(__name__)
@@ -102,15 +102,21 @@ async def probe_loop(spec: ProbeSpec, probe: Any, *, clock: Clock, runtime: Cont
                      on_change: Callable[[ProbeState], None], initial_delay_s: float) -> None:
     """Probe until cancelled; `gate()` False skips a round (liveness waits for startup)."""
     state = initial_probe_state(spec.kind)
+    if spec.kind == STARTUP:
+        state = ProbeState(result=False)
     await clock.sleep(initial_delay_s)
     while True:
         if gate():
             ok, message = await run_probe(probe, timeout_s=spec.timeout_s, runtime=runtime,
                                           container_id=container_id, container=container, pod_ip=pod_ip())
             new = record_probe(state, ok, spec, message=message)
-            if new.result != state.result:
+            # A startup probe starts "not yet"; it has failed only at its threshold.
+            gave_up = spec.kind == STARTUP and not new.result and new.failures == spec.failure_threshold
+            if new.result != state.result or gave_up:
                 log.info("%s probe of %s: %s %s", spec.kind, container_id[:12], "success" if new.result else
                          "failure", message)
                 on_change(new)
             state = new
+            if spec.kind == STARTUP and state.result:
+                return  # started: liveness and readiness take over
         await clock.sleep(spec.period_s)

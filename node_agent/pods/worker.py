@@ -108,6 +108,8 @@ class PodWorker:
         self.volume_paths: dict[str, str] = {}
         self.volume_error = ""
         self.finished = False
+        self._startup_thresholds: dict[str, int] = {}
+        self._last_observed = ObservedPod()
 
     # ------------------------------------------------------------------ control
     def update(self, pod: core_pb2.Pod) -> None:
@@ -170,9 +172,9 @@ class PodWorker:
                 full.append(await rt.container_status(c.id))
             except errors.NotFound:
                 continue
-        unhealthy = frozenset(cid for (cid, kind), st in self.probe_states.items()
-                              if kind in (LIVENESS, STARTUP) and not st.result)
-        return ObservedPod(sandboxes=tuple(sandboxes), containers=tuple(full), unhealthy=unhealthy)
+        unhealthy = frozenset(cid for (cid, kind), st in self.probe_states.items() if self._failed(cid, kind, st))
+        self._last_observed = ObservedPod(sandboxes=tuple(sandboxes), containers=tuple(full), unhealthy=unhealthy)
+        return self._last_observed
 
     # --------------------------------------------------------------------- sync
     async def sync(self) -> float | None:
@@ -230,6 +232,13 @@ class PodWorker:
         # Keep our copy's status current so that phase stickiness and transition times hold.
         self.pod = pod
 
+    def _failed(self, cid: str, kind: str, st: ProbeState) -> bool:
+        if kind == LIVENESS:
+            return not st.result
+        if kind == STARTUP:
+            return not st.result and st.failures > 0 and st.failures >= self._startup_thresholds.get(cid, 3)
+        return False
+
     # ------------------------------------------------------------------ execute
     async def execute(self, plan: PodActions) -> None:
         rt = self.m.runtime
@@ -244,14 +253,14 @@ class PodWorker:
             await rt.remove_container(cid)
             self._forget_probes(cid)
         if plan.create_sandbox:
-            await self.create_sandbox()
+            await self.create_sandbox(self._last_observed)
             return
         if plan.start:
             await asyncio.gather(*(self.start_container(s) for s in plan.start))
 
-    async def create_sandbox(self) -> None:
+    async def create_sandbox(self, observed: ObservedPod) -> None:
         rt = self.m.runtime
-        old = await rt.list_pod_sandboxes({LABEL_POD_UID: self.uid, LABEL_NODE: self.m.node_name})
+        old = observed.sandboxes
         if old:
             await self.m.network.teardown_pod(pod_uid=self.uid)
             for s in old:
@@ -436,6 +445,7 @@ class PodWorker:
         self.probe_states[key] = initial_probe_state(kind)
         if kind == STARTUP:
             self.probe_states[key] = ProbeState(result=False)
+            self._startup_thresholds[cid] = pspec.failure_threshold
 
         def gate() -> bool:
             if kind == STARTUP or not has_startup:

@@ -13,12 +13,15 @@ Must not: decide restarts, backoff or status; that is node_agent.pods.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import re
 import secrets
 import struct
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -73,6 +76,22 @@ def parse_docker_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(f"{m.group(1)}.{frac}{tz}").astimezone(UTC)
 
 
+def has_registry_host(image: str) -> bool:
+    """Docker's rule: the first path component is a registry host when it has a '.'
+    or a ':' or is 'localhost'."""
+    first, sep, _ = image.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
+
+
+def pull_source(image: str, registry: str) -> str | None:
+    """Where to pull `image` from; None when it names no registry and none is configured."""
+    if has_registry_host(image):
+        return image
+    if registry:
+        return f"{registry.rstrip('/')}/{image}"
+    return None
+
+
 def _translate(exc: Exception, what: str) -> errors.RuntimeError_:
     if isinstance(exc, docker.errors.ImageNotFound):
         return errors.ImageNotPresent(f"{what}: {exc.explanation or exc}")
@@ -89,15 +108,23 @@ def _translate(exc: Exception, what: str) -> errors.RuntimeError_:
 
 class DockerRuntime:
     def __init__(self, *, base_url: str = "unix:///var/run/docker.sock", node_name: str = "",
-                 registry: str = "", timeout_s: float = 60.0) -> None:
-        self._api = docker.APIClient(base_url=base_url, version="auto", timeout=int(timeout_s))
+                 registry: str = "", timeout_s: float = 60.0, threads: int = 32,
+                 image_cache_s: float = 10.0) -> None:
+        # A pool of our own: the loop's default one has cpu+4 threads, and a burst of
+        # pods would queue every Docker call behind it.
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
+        self._api = docker.APIClient(base_url=base_url, version="auto", timeout=int(timeout_s),
+                                     max_pool_size=threads)
         self._socket_path = base_url.removeprefix("unix://")
         self.node_name = node_name
         self.registry = registry
+        self._image_cache_s = image_cache_s
+        self._images: dict[str, tuple[float, ImageInfo]] = {}
 
     async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
         except errors.RuntimeError_:
             raise
         except Exception as exc:
@@ -105,6 +132,7 @@ class DockerRuntime:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._api.close)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def version(self) -> str:
         info = await self._call("version", self._api.version)
@@ -115,6 +143,7 @@ class DockerRuntime:
         """Build `flotilla/pause:3.9` or the test image locally when missing."""
         if await self.image_status(name) is not None:
             return
+        self._images.pop(name, None)
         if name == PAUSE_IMAGE:
             await self._call("build pause image", build_pause_image, self._api, name)
         elif name == TEST_IMAGE:
@@ -123,13 +152,22 @@ class DockerRuntime:
             raise errors.ImageNotPresent(f"no local recipe for image {name!r}")
 
     async def image_status(self, image: str) -> ImageInfo | None:
+        """The local image, or None. Present images are remembered for a few seconds
+        (a pod start asks twice); absent ones never are."""
+        cached = self._images.get(image)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self._image_cache_s:
+            return cached[1]
         try:
             attrs = await self._call(f"inspect image {image}", self._api.inspect_image, image)
         except (errors.NotFound, errors.ImageNotPresent):
+            self._images.pop(image, None)
             return None
         cfg = attrs.get("Config") or {}
-        return ImageInfo(id=attrs["Id"], tags=tuple(attrs.get("RepoTags") or ()),
+        info = ImageInfo(id=attrs["Id"], tags=tuple(attrs.get("RepoTags") or ()),
                          size_bytes=int(attrs.get("Size") or 0), stop_signal=cfg.get("StopSignal") or "")
+        self._images[image] = (now, info)
+        return info
 
     async def list_images(self) -> list[ImageInfo]:
         got = await self._call("list images", self._api.images)
@@ -137,14 +175,27 @@ class DockerRuntime:
                 for i in got]
 
     async def pull_image(self, image: str) -> ImageInfo:
+        """Pull `image`. A name with a registry host is pulled from that host; a bare
+        name (`busybox:1.36`) from the configured registry (then tagged with the bare
+        name) and, with none configured, fails at once rather than asking Docker Hub."""
+        source = pull_source(image, self.registry)
+        if source is None:
+            raise errors.ImagePullError(
+                f"no image registry is configured for {image!r}: load the image into the node's dockerd, "
+                "name a registry in the image (host:port/name:tag) or start the agent with --registry")
+
         def pull() -> None:
             last_error = ""
-            for line in self._api.pull(image, stream=True, decode=True):
+            for line in self._api.pull(source, stream=True, decode=True):
                 if "error" in line:
                     last_error = line.get("error", "")
             if last_error:
                 raise errors.ImagePullError(last_error)
+            if source != image:
+                repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+                self._api.tag(source, repo, tag or "latest")
 
+        self._images.pop(image, None)
         try:
             await self._call(f"pull {image}", pull)
         except errors.ImagePullError:
@@ -302,6 +353,7 @@ class DockerRuntime:
 
         try:
             while True:
+                # The default pool, not ours: a followed log can block a thread for hours.
                 chunk = await asyncio.to_thread(next_chunk)
                 if chunk is sentinel:
                     return

@@ -111,7 +111,8 @@ class AgentHost:
     async def start_manager(self) -> None:
         self.manager = PodManager(self.runtime, self.network, self.api, node_name=self.node,
                                   root_dir=str(self.state_dir / "pods"), host_ip="192.0.2.10", relist_period_s=0.5,
-                                  volume_resync_s=1.0, backoff_initial_s=2.0, backoff_max_s=8.0)
+                                  volume_resync_s=1.0, backoff_initial_s=2.0, backoff_max_s=8.0,
+                                  registry_configured=bool(self.runtime.registry))
         self.server = AgentServer(self.manager, self.runtime, host="127.0.0.1", port=0, read_only_port=0)
         ready, served = asyncio.Event(), asyncio.Event()
         self.tasks = [asyncio.create_task(self.manager.run(ready=ready)),
@@ -159,7 +160,7 @@ async def ws_exec(url: str, command: list[str], *, stdin: bytes | None = None, p
 
 
 @asynccontextmanager
-async def agent_host(tmp_path: Path) -> AsyncIterator[AgentHost]:
+async def agent_host(tmp_path: Path, *, registry: str = "") -> AsyncIterator[AgentHost]:
     await asyncio.to_thread(ensure_dockerd)
     suffix = uuid.uuid4().hex[:6]
     node = f"e2e-pods-{suffix}"
@@ -167,7 +168,7 @@ async def agent_host(tmp_path: Path) -> AsyncIterator[AgentHost]:
     third = int(suffix, 16) % 200 + 20
     pod_cidr = f"10.244.{third}.0/24"
     subprocess.run(["ip", "netns", "add", netns], check=True)
-    runtime = DockerRuntime(node_name=node)
+    runtime = DockerRuntime(node_name=node, registry=registry)
     network = BridgeNetwork(BridgeConfig(pod_cidr=pod_cidr, state_dir=tmp_path / "network", host_netns=netns,
                                          masquerade=False))
     host: AgentHost | None = None
@@ -189,3 +190,39 @@ async def agent_host(tmp_path: Path) -> AsyncIterator[AgentHost]:
             await network.remove()
         await runtime.close()
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+
+
+@contextmanager
+def local_registry(tmp_path: Path) -> Iterator[str]:
+    """A Debian docker-registry on a free loopback port, stopped by PID at the end."""
+    from tests.integration.harness import free_port
+
+    port = free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'registry'}\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\n")
+    log = open(tmp_path / "registry.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log)
+    try:
+        import urllib.request
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, (tmp_path / "registry.log").read_text()
+            assert time.monotonic() < deadline, "docker-registry did not come up"
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

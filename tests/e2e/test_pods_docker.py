@@ -12,13 +12,14 @@ import os
 import signal
 import time
 import uuid
+from contextlib import suppress
 from pathlib import Path
 
 import aiohttp
 
 from node_agent.runtime.interface import LABEL_KIND, LABEL_NODE, LABEL_POD_UID, PodSandboxConfig
 from protos.core.v1 import core_pb2
-from tests.e2e.pods_harness import agent_host
+from tests.e2e.pods_harness import agent_host, local_registry
 from tests.unit.pod_fixtures import make_pod
 
 IMG = "flotilla/busybox:test"
@@ -51,7 +52,8 @@ async def test_two_container_pod_logs_exec_volumes_restart_and_bad_image(tmp_pat
             data={"index.html": "version one\n", "greeting": "hello"})
         host.api.secrets[("default", "creds")] = core_pb2.Secret(data={"password": b"s3cret"})
         pod = web_pod(host.node)
-        bad = make_pod("bad", node=host.node, containers=[{"name": "app", "image": "nosuch.invalid/image:1"}])
+        # A registry on a closed loopback port: the pull fails with Docker's message, off the network.
+        bad = make_pod("bad", node=host.node, containers=[{"name": "app", "image": "127.0.0.1:9/nosuch:1"}])
         host.manager.set_pods([pod, bad])
 
         await host.wait(lambda: host.status(pod).phase == "Running", what="web Running")
@@ -205,3 +207,31 @@ async def test_graceful_termination_and_agent_restart(tmp_path: Path) -> None:
         assert took < 20  # the polite one did not wait for its own
         assert {s.labels.get(LABEL_KIND) for s in await host.runtime.list_pod_sandboxes({LABEL_NODE: host.node})} \
             == {"sandbox"}
+
+
+async def test_pull_from_the_configured_registry(tmp_path: Path) -> None:
+    import docker
+
+    api = docker.APIClient(version="auto", timeout=60)
+    name = f"flotilla/e2e-pull-{uuid.uuid4().hex[:6]}"
+    with local_registry(tmp_path) as registry:
+        remote = f"{registry}/{name}"
+        try:
+            api.tag(IMG, remote, "1")
+            for line in api.push(remote, tag="1", stream=True, decode=True):
+                assert "error" not in line, line
+            api.remove_image(f"{remote}:1")
+            async with agent_host(tmp_path, registry=registry) as host:
+                pod = make_pod("pulled", node=host.node, containers=[
+                    {"name": "app", "image": f"{name}:1", "command": ["sleep", "3600"]}])
+                unknown = make_pod("unknown", node=host.node, containers=[
+                    {"name": "app", "image": f"{name}-missing:1"}])
+                host.manager.set_pods([pod, unknown])
+                await host.wait(lambda: host.status(pod).phase == "Running", what="pulled image Running")
+                await host.wait(lambda: host.cstatus(unknown, "app").state.waiting.reason
+                                in ("ErrImagePull", "ImagePullBackOff"), what="missing image fails")
+        finally:
+            for ref in (f"{name}:1", f"{remote}:1"):
+                with suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+                    api.remove_image(ref)
+            api.close()

@@ -286,3 +286,34 @@ async def test_pull_policy(tmp_path: Path, policy: str, calls: int) -> None:
         assert len(env.runtime.pulls) == calls
         assert env.runtime.running("web")[0].labels[LABEL_CONTAINER_NAME] == "web"
         assert env.runtime.running("web")[0].state == ContainerState.RUNNING
+
+
+async def test_startup_probe_gates_then_kills_past_threshold(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=[{"name": "web", "image": "flotilla/busybox:test",
+                                    "startupProbe": {"exec": {"command": ["started"]}, "periodSeconds": 1,
+                                                     "failureThreshold": 3},
+                                    "livenessProbe": {"exec": {"command": ["alive"]}, "periodSeconds": 1,
+                                                      "failureThreshold": 1}}])
+        env.runtime.exec_results[("started",)] = (1, b"")
+        env.runtime.exec_results[("alive",)] = (1, b"")  # would kill at once if it ran before startup
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        await tick(env)
+        await tick(env)
+        assert cstatus(env, pod, "web").restart_count == 0 and not cstatus(env, pod, "web").started
+        env.runtime.exec_results[("started",)] = (0, b"")
+        env.runtime.exec_results[("alive",)] = (0, b"")
+        await tick(env)
+        await eventually(lambda: cstatus(env, pod, "web").started, what="started")
+        assert cstatus(env, pod, "web").restart_count == 0
+        # A new container that never starts is killed at the threshold.
+        env.runtime.exec_results[("started",)] = (1, b"")
+        env.runtime.exit_container(env.runtime.running("web")[0].id, 1)
+        await tick(env)
+        await eventually(lambda: cstatus(env, pod, "web").restart_count == 1, what="restart")
+        for _ in range(4):
+            await tick(env)
+        await eventually(lambda: cstatus(env, pod, "web").restart_count == 2 or
+                         cstatus(env, pod, "web").state.waiting.reason == "CrashLoopBackOff",
+                         what="killed by the startup probe")
