@@ -9,7 +9,7 @@ deps:
 	./scripts/bootstrap.sh
 
 up: deps
-	$(PY) -m flotctl.main lab up
+	$(PY) -m flotctl.main lab up --nodes 3
 
 down: deps
 	$(PY) -m flotctl.main lab down
