@@ -5,6 +5,7 @@
     flotctl etcd status             every etcd member: leader, revision, size, health
     flotctl lab up|down|status      the local lab (etcd + master on this machine)
     flotctl net explain POD IP:PORT the path a connection from POD takes through the service rules
+    flotctl explain pod/NAME [-n NS] the scheduler's decision for a pod, node by node
 
 It talks to the master's REST API (the kubeconfig's server) and to etcd's
 JSON gateway; it never imports the master's internals.
@@ -23,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from flotctl import lab, net
+from flotctl import explain, lab, net
 
 VERSION = "0.1.0"
 DEFAULT_KUBECONFIG = Path.home() / ".flotilla" / "kubeconfig"
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--etcd-endpoints", default=os.environ.get("FLOTILLA_ETCD", DEFAULT_ETCD))
     st.set_defaults(fn=cmd_etcd_status)
     lab.add_commands(sub)
+    explain.add_commands(sub)
     net.add_commands(sub, lambda a: lambda path: http_json(server_url(kubeconfig_path(a.kubeconfig)) + path))
     return p
 
