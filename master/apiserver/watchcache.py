@@ -95,8 +95,26 @@ class Filter:
         return True
 
 
+Batch = list[tuple[str, StoredObject]]
+# A sink takes a batch of events and writes it at once (True), or refuses
+# because its client is not keeping up (False): the batch stays queued and
+# the watcher's reader is woken to write it with backpressure.
+Sink = Callable[[Batch], bool]
+# Fan-out batching: events are handed to watchers at most once per window,
+# which grows with the number of watchers (one wake and one write per
+# watcher per window, however many events the window holds). One watcher:
+# no delay; 1,000 watchers: 40 ms.
+PER_WATCHER_DELAY_S = 0.00004
+MAX_BATCH_DELAY_S = 0.04
+
+
 class CacheWatcher:
-    """One client's view of a cache: a bounded queue of (type, object)."""
+    """One client's view of a cache: a bounded queue of (type, object).
+
+    Events reach the client in batches, at the cache's flush: through the
+    sink when one is attached (the REST face writes straight to the
+    socket: no task wakes per event), else by waking `next()`.
+    """
 
     def __init__(self, cache: WatchCache, flt: Filter, *, after_rv: int, limit: int) -> None:
         self._cache = cache
@@ -105,8 +123,18 @@ class CacheWatcher:
         self._limit = limit
         self._queue: deque[tuple[str, StoredObject]] = deque()
         self._wakeup = asyncio.Event()
+        self._sink: Sink | None = None
+        # A filter on the namespace alone (the common watch) is decided by
+        # the key, and an event keeps its type.
+        self._key_prefix: str | None = None
+        if not flt.name and (flt.labels is None or flt.labels.empty) and (flt.fields is None or flt.fields.empty):
+            self._key_prefix = cache.info.etcd_prefix() + (flt.namespace + "/" if flt.namespace else "")
         self.closed = False
         self.overflowed = False
+
+    def attach_sink(self, sink: Sink | None) -> None:
+        """From now on, flushes write through `sink` (None: back to `next()`)."""
+        self._sink = sink
 
     def push(self, type_: str, obj: StoredObject) -> None:
         if self.closed:
@@ -118,10 +146,15 @@ class CacheWatcher:
             self._queue.clear()
             self.stop()
             return
-        self._wakeup.set()
+        self._cache._mark_dirty(self)
 
     def deliver(self, ev: CacheEvent) -> None:
         if ev.rv <= self._after_rv or self.closed:
+            return
+        prefix = self._key_prefix
+        if prefix is not None:
+            if ev.obj.key.startswith(prefix):
+                self.push(ev.type, ev.obj)
             return
         f = self._filter
         now = f.matches(ev.obj)
@@ -139,6 +172,18 @@ class CacheWatcher:
                 self.push(ADDED, ev.obj)
             elif before:
                 self.push(DELETED, ev.obj)
+
+    def flush(self) -> None:
+        """Hand what is queued to the sink, or wake the reader."""
+        if self.closed or not self._queue:
+            return
+        sink = self._sink
+        if sink is not None:
+            batch = list(self._queue)
+            if sink(batch):
+                self._queue.clear()
+                return
+        self._wakeup.set()
 
     async def next(self) -> tuple[str, StoredObject] | None:
         """The next event, or None once the watcher is closed and drained."""
@@ -158,6 +203,7 @@ class CacheWatcher:
     def stop(self) -> None:
         if not self.closed:
             self.closed = True
+            self._sink = None
             self._cache._watchers.discard(self)
             self._wakeup.set()
 
@@ -190,6 +236,11 @@ class WatchCache:
         # Objects this process just wrote, keyed (key, rv): the watch reuses
         # them (and their already-encoded JSON) instead of decoding again.
         self._written: dict[tuple[str, int], StoredObject] = {}
+        # Watchers with queued events not yet handed over, and the pending flush.
+        self._dirty: dict[CacheWatcher, None] = {}
+        self._flush_handle: asyncio.Handle | None = None
+        # Keys in order, for LIST; None after a key is added or removed.
+        self._sorted_keys: list[str] | None = None
 
     # --- feeding -----------------------------------------------------------
 
@@ -222,6 +273,7 @@ class WatchCache:
         for w in list(self._watchers):
             w.stop()
         self._objects = {o.key: o for o in objs}
+        self._sorted_keys = None
         self._history.clear()
         self._history_rvs.clear()
         self.rv = rev
@@ -238,9 +290,12 @@ class WatchCache:
             if obj is None:
                 obj = self._decode(ev.key, ev.value, ev.revision)
             self._objects[ev.key] = obj
+            if prev is None:
+                self._sorted_keys = None
             self._emit(CacheEvent(MODIFIED if prev is not None else ADDED, obj, prev, ev.revision))
         else:
-            self._objects.pop(ev.key, None)
+            if self._objects.pop(ev.key, None) is not None:
+                self._sorted_keys = None
             last = prev if prev is not None else self._decode(ev.key, ev.value, ev.revision)
             self._emit(CacheEvent(DELETED, last.with_rv(ev.revision), prev, ev.revision))
 
@@ -253,6 +308,27 @@ class WatchCache:
         for w in list(self._watchers):
             w.deliver(ev)
         self._notify_progress()
+
+    def _mark_dirty(self, w: CacheWatcher) -> None:
+        self._dirty[w] = None
+        if self._flush_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): hand over now
+            self._flush()
+            return
+        delay = min(MAX_BATCH_DELAY_S, len(self._watchers) * PER_WATCHER_DELAY_S)
+        if delay <= PER_WATCHER_DELAY_S:
+            self._flush_handle = loop.call_soon(self._flush)
+        else:
+            self._flush_handle = loop.call_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, {}
+        for w in dirty:
+            w.flush()
 
     def _notify_progress(self) -> None:
         if not self._rv_waiters:
@@ -327,14 +403,19 @@ class WatchCache:
             o = self._objects.get(self.info.key(flt.namespace, flt.name))
             return [o] if o is not None and flt.matches(o) else []
         prefix = self.info.etcd_prefix() + (flt.namespace + "/" if flt.namespace else "")
-        out = []
-        for key in sorted(self._objects):
-            if not key.startswith(prefix):
-                continue
-            o = self._objects[key]
-            if flt.matches(o):
-                out.append(o)
-        return out
+        keys = self._sorted_keys
+        if keys is None:
+            keys = self._sorted_keys = sorted(self._objects)
+        objs = self._objects
+        if flt.namespace:
+            # The namespace's keys are one run of the sorted list.
+            start = bisect.bisect_left(keys, prefix)
+            end = bisect.bisect_left(keys, prefix[:-1] + chr(ord(prefix[-1]) + 1), lo=start)
+            keys = keys[start:end]
+        trivial = not flt.name and (flt.labels is None or flt.labels.empty) and (flt.fields is None or flt.fields.empty)
+        if trivial:
+            return [objs[k] for k in keys]
+        return [o for o in (objs[k] for k in keys) if flt.matches(o)]
 
     def __len__(self) -> int:
         return len(self._objects)

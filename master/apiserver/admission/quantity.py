@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 FORMAT_MSG = (
     "quantities must match the regular expression "
@@ -39,7 +40,31 @@ class QuantityError(ValueError):
 
 
 def parse_quantity(text: str) -> Fraction:
-    """The exact value of a quantity string, e.g. "100m" -> Fraction(1, 10)."""
+    """The exact value of a quantity string, e.g. "100m" -> Fraction(1, 10).
+
+    Memoised: manifests repeat a handful of quantities ("100m", "128Mi")
+    thousands of times, and Fraction arithmetic is slow. Fractions are
+    immutable, so the cached value is safe to share; errors are cached too.
+    """
+    # Long strings (never valid quantities, or hostile) bypass the cache.
+    value, error = _parse_cached(text) if len(text) <= 2 * _MAX_DIGITS else _parse_checked(text)
+    if error is not None:
+        raise QuantityError(error)
+    assert value is not None
+    return value
+
+
+def _parse_checked(text: str) -> tuple[Fraction | None, str | None]:
+    try:
+        return _parse(text), None
+    except QuantityError as exc:
+        return None, str(exc)
+
+
+_parse_cached = lru_cache(maxsize=4096)(_parse_checked)
+
+
+def _parse(text: str) -> Fraction:
     shape = _SHAPE.match(text)
     if shape is None:
         raise QuantityError(FORMAT_MSG)
