@@ -96,10 +96,12 @@ class Filter:
 
 
 Batch = list[tuple[str, StoredObject]]
-# A sink takes a batch of events and writes it at once (True), or refuses
-# because its client is not keeping up (False): the batch stays queued and
-# the watcher's reader is woken to write it with backpressure.
-Sink = Callable[[Batch], bool]
+# A sink takes a flushed batch as the JSON watch lines (`StoredObject.
+# watch_line`) and the last event's resourceVersion, and writes it at once
+# (True), or refuses because its client is not keeping up (False): the
+# events then stay queued and the watcher's reader is woken to write them
+# with backpressure.
+LineSink = Callable[[bytes, int], bool]
 # Fan-out batching: events are handed to watchers at most once per window,
 # which grows with the number of watchers (one wake and one write per
 # watcher per window, however many events the window holds). One watcher:
@@ -108,12 +110,19 @@ PER_WATCHER_DELAY_S = 0.00004
 MAX_BATCH_DELAY_S = 0.04
 
 
+def _lines(batch: Batch) -> bytes:
+    return b"".join([o.watch_line(t) for t, o in batch])
+
+
 class CacheWatcher:
     """One client's view of a cache: a bounded queue of (type, object).
 
     Events reach the client in batches, at the cache's flush: through the
     sink when one is attached (the REST face writes straight to the
-    socket: no task wakes per event), else by waking `next()`.
+    socket: no task wakes per event), else by waking `next()`/`wait()`.
+    A watcher with a sink and a namespace-only filter joins its cache's
+    group for that key prefix: the group matches and encodes each batch
+    once for all its members.
     """
 
     def __init__(self, cache: WatchCache, flt: Filter, *, after_rv: int, limit: int) -> None:
@@ -123,18 +132,24 @@ class CacheWatcher:
         self._limit = limit
         self._queue: deque[tuple[str, StoredObject]] = deque()
         self._wakeup = asyncio.Event()
-        self._sink: Sink | None = None
+        self._sink: LineSink | None = None
         # A filter on the namespace alone (the common watch) is decided by
         # the key, and an event keeps its type.
         self._key_prefix: str | None = None
         if not flt.name and (flt.labels is None or flt.labels.empty) and (flt.fields is None or flt.fields.empty):
             self._key_prefix = cache.info.etcd_prefix() + (flt.namespace + "/" if flt.namespace else "")
+        self._group: _Group | None = None
+        self._joined_rv = 0  # events up to here reached us before we joined the group
         self.closed = False
         self.overflowed = False
 
-    def attach_sink(self, sink: Sink | None) -> None:
-        """From now on, flushes write through `sink` (None: back to `next()`)."""
+    def attach_sink(self, sink: LineSink) -> None:
+        """From now on, flushes write through `sink`."""
+        if self.closed:
+            return
         self._sink = sink
+        if self._key_prefix is not None and self._after_rv <= self._cache.rv and self._group is None:
+            self._cache._join_group(self, self._key_prefix)
 
     def push(self, type_: str, obj: StoredObject) -> None:
         if self.closed:
@@ -178,21 +193,45 @@ class CacheWatcher:
         if self.closed or not self._queue:
             return
         sink = self._sink
-        if sink is not None:
-            batch = list(self._queue)
-            if sink(batch):
-                self._queue.clear()
+        if sink is not None and sink(_lines(list(self._queue)), self._queue[-1][1].rv):
+            self._queue.clear()
+            return
+        self._wakeup.set()
+
+    def take_group_batch(self, batch: Batch, data: bytes) -> None:
+        """A group flush: `data` is `batch` encoded, shared by every member."""
+        if self.closed:
+            return
+        if self._queue:  # our own events (from before we joined) go first
+            self.flush()
+        if batch[0][1].rv <= self._joined_rv:  # joined after part of this batch
+            batch = [e for e in batch if e[1].rv > self._joined_rv]
+            if not batch:
                 return
+            data = _lines(batch)
+        sink = self._sink
+        if not self._queue and sink is not None and sink(data, batch[-1][1].rv):
+            return
+        # Behind: leave the group; the events queue up here (bounded).
+        self._cache._leave_group(self)
+        for type_, obj in batch:
+            self.push(type_, obj)
         self._wakeup.set()
 
     async def next(self) -> tuple[str, StoredObject] | None:
         """The next event, or None once the watcher is closed and drained."""
+        if not await self.wait():
+            return None
+        return self._queue.popleft()
+
+    async def wait(self) -> bool:
+        """Until events are queued (True) or the watcher is closed and drained (False)."""
         while not self._queue:
             if self.closed:
-                return None
+                return False
             self._wakeup.clear()
             await self._wakeup.wait()
-        return self._queue.popleft()
+        return True
 
     def drain(self) -> list[tuple[str, StoredObject]]:
         """Every queued event without waiting (fan-out writers batch them)."""
@@ -204,8 +243,29 @@ class CacheWatcher:
         if not self.closed:
             self.closed = True
             self._sink = None
-            self._cache._watchers.discard(self)
+            self._cache._forget(self)
             self._wakeup.set()
+
+
+class _Group:
+    """Sink watchers with the same namespace-only filter, caught up with the
+    cache: each event is matched, queued and encoded once for all of them."""
+
+    __slots__ = ("prefix", "members", "pending", "_cache")
+
+    def __init__(self, cache: WatchCache, prefix: str) -> None:
+        self._cache = cache
+        self.prefix = prefix
+        self.members: dict[CacheWatcher, None] = {}
+        self.pending: Batch = []
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        data = _lines(batch)
+        for w in list(self.members):
+            w.take_group_batch(batch, data)
 
 
 DecodeFn = Callable[[str, bytes, int], StoredObject]
@@ -228,6 +288,9 @@ class WatchCache:
         self._history: deque[CacheEvent] = deque(maxlen=history_size)
         self._history_rvs: deque[int] = deque(maxlen=history_size)
         self._watchers: set[CacheWatcher] = set()
+        # Watchers matched one by one (every watcher not in a group).
+        self._solo: set[CacheWatcher] = set()
+        self._groups: dict[str, _Group] = {}
         self._watcher_limit = watcher_limit
         self.rv = 0  # every event up to here is applied
         self._oldest_rv = 0  # events after this are all in the history
@@ -237,7 +300,7 @@ class WatchCache:
         # them (and their already-encoded JSON) instead of decoding again.
         self._written: dict[tuple[str, int], StoredObject] = {}
         # Watchers with queued events not yet handed over, and the pending flush.
-        self._dirty: dict[CacheWatcher, None] = {}
+        self._dirty: dict[CacheWatcher | _Group, None] = {}
         self._flush_handle: asyncio.Handle | None = None
         # Keys in order, for LIST; None after a key is added or removed.
         self._sorted_keys: list[str] | None = None
@@ -305,11 +368,42 @@ class WatchCache:
         self._history.append(ev)
         self._history_rvs.append(ev.rv)
         self.rv = ev.rv
-        for w in list(self._watchers):
+        for w in list(self._solo):
             w.deliver(ev)
+        if self._groups:
+            key = ev.obj.key
+            for g in self._groups.values():
+                if key.startswith(g.prefix):
+                    g.pending.append((ev.type, ev.obj))
+                    self._mark_dirty(g)
         self._notify_progress()
 
-    def _mark_dirty(self, w: CacheWatcher) -> None:
+    def _join_group(self, w: CacheWatcher, prefix: str) -> None:
+        g = self._groups.get(prefix)
+        if g is None:
+            g = self._groups[prefix] = _Group(self, prefix)
+        g.members[w] = None
+        w._group = g
+        w._joined_rv = self.rv
+        self._solo.discard(w)
+
+    def _leave_group(self, w: CacheWatcher) -> None:
+        g = w._group
+        if g is None:
+            return
+        w._group = None
+        g.members.pop(w, None)
+        if not g.members and self._groups.get(g.prefix) is g:
+            del self._groups[g.prefix]
+        if not w.closed:
+            self._solo.add(w)
+
+    def _forget(self, w: CacheWatcher) -> None:
+        self._leave_group(w)
+        self._watchers.discard(w)
+        self._solo.discard(w)
+
+    def _mark_dirty(self, w: CacheWatcher | _Group) -> None:
         self._dirty[w] = None
         if self._flush_handle is not None:
             return
@@ -439,6 +533,7 @@ class WatchCache:
                 w.deliver(self._history[i])
         if not w.closed:
             self._watchers.add(w)
+            self._solo.add(w)
         return w
 
     @property

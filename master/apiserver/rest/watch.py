@@ -20,6 +20,7 @@ carrying a 410 Status, as the Go apiserver does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 
@@ -88,7 +89,7 @@ async def serve_watch(request: web.Request, route: Route, registry: Registry) ->
     last_rv = 0
     transport = request.transport
 
-    def sink(batch: list[tuple[str, StoredObject]]) -> bool:
+    def sink(lines: bytes, rv: int) -> bool:
         """Writes a flushed batch straight to the socket as one HTTP chunk.
 
         Refuses (the handler below then writes with backpressure) when the
@@ -97,21 +98,21 @@ async def serve_watch(request: web.Request, route: Route, registry: Registry) ->
         nonlocal last_rv
         if transport is None or transport.is_closing() or transport.get_write_buffer_size() > SINK_HIGH_WATER:
             return False
-        data = b"".join([encode(t, o) for t, o in batch])
-        transport.write(b"%x\r\n%b\r\n" % (len(data), data))
-        last_rv = batch[-1][1].rv
+        transport.write(_chunk(lines))
+        last_rv = rv
         return True
 
     try:
-        watcher.attach_sink(sink)
+        if not as_table:  # a Table row is made per watcher: those take the path below
+            watcher.attach_sink(sink)
         while True:
             left = deadline - loop.time()
             if left <= 0:
                 break
-            # Wakes only when the sink refused a batch, the watcher closed,
-            # or a bookmark is due: not once per event.
+            # Wakes only when the sink refused a batch (or there is none),
+            # the watcher closed, or a bookmark is due: not once per event.
             try:
-                event = await asyncio.wait_for(watcher.next(), min(left, BOOKMARK_EVERY_S))
+                queued = await asyncio.wait_for(watcher.wait(), min(left, BOOKMARK_EVERY_S))
             except TimeoutError:
                 if transport is None or transport.is_closing():
                     break
@@ -119,15 +120,18 @@ async def serve_watch(request: web.Request, route: Route, registry: Registry) ->
                     rv = max(last_rv, registry.caches[info].rv)
                     await resp.write(_line("BOOKMARK", _bookmark(info.api_version, info.kind, rv)))
                 continue
-            if event is None:
+            if not queued:
                 break
-            # The sink refused: the client is behind. Let its socket drain
-            # (events meanwhile wait in the bounded queue), then write
-            # everything queued in one chunk.
+            # The client is behind: let its socket drain (events meanwhile
+            # wait in the bounded queue), then write everything queued in
+            # one chunk. Every write takes the whole queue, so the sink and
+            # this path never reorder events.
             while (transport is not None and not transport.is_closing()
                    and transport.get_write_buffer_size() > SINK_HIGH_WATER and loop.time() < deadline):
                 await asyncio.sleep(BACKPRESSURE_POLL_S)
-            batch = [event] + watcher.drain()
+            batch = watcher.drain()
+            if not batch:
+                continue
             chunk = b"".join([encode(t, o) for t, o in batch])
             last_rv = batch[-1][1].rv
             await resp.write(chunk)
@@ -141,6 +145,13 @@ async def serve_watch(request: web.Request, route: Route, registry: Registry) ->
     except ConnectionResetError:
         pass
     return resp
+
+
+@functools.lru_cache(maxsize=8)
+def _chunk(lines: bytes) -> bytes:
+    """One HTTP/1.1 chunk. Watchers of one group get the same `lines` object
+    per flush (its hash is cached), so the framed copy is made once."""
+    return b"%x\r\n%b\r\n" % (len(lines), lines)
 
 
 def _line(type_: str, obj_json: bytes) -> bytes:
