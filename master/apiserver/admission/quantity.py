@@ -91,6 +91,32 @@ def _multiplier(suffix: str) -> Fraction:
     return Fraction(10) ** power
 
 
+def is_negative(text: str) -> bool:
+    """True for a quantity below zero (garbage is not negative). Memoised."""
+    return _is_negative(text) if len(text) <= 2 * _MAX_DIGITS else _negative(text)
+
+
+def exceeds(text: str, other: str) -> bool:
+    """True when both parse and the first is greater (requests > limits). Memoised."""
+    if len(text) <= 2 * _MAX_DIGITS and len(other) <= 2 * _MAX_DIGITS:
+        return _exceeds(text, other)
+    return _greater(text, other)
+
+
+def _negative(text: str) -> bool:
+    value = try_parse(text)
+    return value is not None and value < 0
+
+
+def _greater(text: str, other: str) -> bool:
+    a, b = try_parse(text), try_parse(other)
+    return a is not None and b is not None and a > b
+
+
+_is_negative = lru_cache(maxsize=4096)(_negative)
+_exceeds = lru_cache(maxsize=4096)(_greater)
+
+
 def quantity_errors(text: str) -> list[str]:
     """[] when `text` parses, else the one reason it does not."""
     try:
