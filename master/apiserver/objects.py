@@ -57,12 +57,6 @@ class StoredObject:
     def as_dict(self) -> dict[str, Any]:
         """The Kubernetes JSON form as a dict. Shared: do not mutate."""
         if self._dict is None:
-            if self._json is not None:
-                # Once the JSON exists the dict is not kept (thousands of
-                # small containers per object: memory, and work for the
-                # garbage collector); decoding the JSON is the fast way back.
-                d: dict[str, Any] = json.loads(self._json)
-                return d
             d = to_dict(self.msg)
             # Clients need apiVersion and kind on every object they read.
             d["apiVersion"] = self.info.api_version
@@ -73,7 +67,6 @@ class StoredObject:
     def to_json(self) -> bytes:
         if self._json is None:
             self._json = json.dumps(self.as_dict(), separators=(",", ":")).encode()
-            self._dict = None
         return self._json
 
     def watch_line(self, type_: str) -> bytes:
