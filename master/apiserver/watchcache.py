@@ -19,9 +19,9 @@ Semantics (KUBECTL.md §1.6, Kubernetes' watch cache):
 
 Consistent LIST (resourceVersion ""): the cache answers only once it is
 known to hold etcd's state at a revision at least as new as a fresh read:
-either its watch has reached that revision, or, for a prefix with no recent
-writes, a keys-only read of the prefix shows the same keys at the same
-mod_revisions (`wait_consistent`).
+either its watch has reached etcd's current revision (one cheap read, no
+keys), or, for a prefix with no recent writes, a keys-only read of the
+prefix shows the same keys at the same mod_revisions (`wait_consistent`).
 
 This module does not know HTTP or gRPC, and does not write to etcd.
 """
@@ -469,6 +469,11 @@ class WatchCache:
 
         Returns the revision to report as the LIST's resourceVersion.
         """
+        # Cheap first: etcd's current revision (no keys read). A cache whose
+        # watch has reached it is exact as it stands.
+        current = await self.store.current_revision()
+        if self.rv >= current:
+            return self.rv
         revs, current = await self.store.list_revisions(self.info.etcd_prefix())
         if self.rv >= current:
             return self.rv
