@@ -334,8 +334,11 @@ class WatchCache:
         if not self.ready:
             raise NotReady(self.info.resource)
         if resource_version is None or resource_version == 0:
-            w = CacheWatcher(self, flt, after_rv=self.rv, limit=self._watcher_limit)
-            for obj in self.list(flt):
+            current = self.list(flt)
+            # The replay of the current state does not count against the
+            # queue's bound: only falling behind the changes does.
+            w = CacheWatcher(self, flt, after_rv=self.rv, limit=self._watcher_limit + len(current))
+            for obj in current:
                 w.push(ADDED, obj)
         elif resource_version >= self.rv:
             w = CacheWatcher(self, flt, after_rv=resource_version, limit=self._watcher_limit)

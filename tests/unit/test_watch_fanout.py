@@ -172,3 +172,16 @@ async def test_a_stalled_sink_watcher_is_closed_past_its_limit(cache: tuple[Memo
     await settle(c, rv)
     assert w.closed and w.overflowed and c.watcher_count == 0
     assert await asyncio.wait_for(w.next(), 5) is None
+
+
+async def test_replaying_more_objects_than_the_limit_does_not_close_the_watcher(
+        cache: tuple[MemoryStore, WatchCache]) -> None:
+    store, c = cache
+    c._watcher_limit = 5
+    rv = 0
+    for i in range(12):
+        rv = await write(store, f"cm-{i:02d}", "x")
+    assert await c.wait_rv(rv, timeout_s=5)
+    w = watcher(c, None)
+    assert not w.closed
+    assert [o.name for _, o in w.drain()] == [f"cm-{i:02d}" for i in range(12)]

@@ -20,7 +20,6 @@ carrying a 410 Status, as the Go apiserver does.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import random
 
@@ -41,6 +40,7 @@ BOOKMARK_EVERY_S = 60.0
 # in the watcher's bounded queue instead (a slow client cannot grow memory).
 SINK_HIGH_WATER = 256 * 1024
 BACKPRESSURE_POLL_S = 0.02
+CHUNK_MEMO_MAX = 1 << 20  # a larger batch (a replay) is framed per watcher, never kept
 
 
 async def serve_watch(request: web.Request, route: Route, registry: Registry) -> web.StreamResponse:
@@ -147,11 +147,18 @@ async def serve_watch(request: web.Request, route: Route, registry: Registry) ->
     return resp
 
 
-@functools.lru_cache(maxsize=8)
+_last_chunk: tuple[bytes, bytes] = (b"", b"")
+
+
 def _chunk(lines: bytes) -> bytes:
     """One HTTP/1.1 chunk. Watchers of one group get the same `lines` object
-    per flush (its hash is cached), so the framed copy is made once."""
-    return b"%x\r\n%b\r\n" % (len(lines), lines)
+    per flush, so the framed copy is made once per flush, not per watcher."""
+    global _last_chunk
+    if _last_chunk[0] is lines:
+        return _last_chunk[1]
+    framed = b"%x\r\n%b\r\n" % (len(lines), lines)
+    _last_chunk = (lines, framed) if len(lines) <= CHUNK_MEMO_MAX else (b"", b"")
+    return framed
 
 
 def _line(type_: str, obj_json: bytes) -> bytes:
