@@ -96,8 +96,8 @@ LineSink = Callable[[bytes, int], bool]
 # which grows with the number of watchers (one wake and one write per
 # watcher per window, however many events the window holds). One watcher:
 # no delay; 1,000 watchers: 40 ms.
-PER_WATCHER_DELAY_S = 2e-05
-MAX_BATCH_DELAY_S = 0.02
+PER_WATCHER_DELAY_S = 0.00004
+MAX_BATCH_DELAY_S = 0.04
 
 
 def _lines(batch: Batch) -> bytes:
