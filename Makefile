@@ -9,7 +9,7 @@ deps:
 	./scripts/bootstrap.sh
 
 up: deps
-	$(PY) -m flotctl.main lab up
+	$(PY) -m flotctl.main lab up --nodes 3
 
 down: deps
 	$(PY) -m flotctl.main lab down
@@ -28,7 +28,7 @@ test-e2e: deps
 
 lint: deps
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy master flotctl deploy protos/codec.py
+	$(VENV)/bin/mypy master flotctl deploy node_agent protos/codec.py
 	$(VENV)/bin/lint-imports
 
 protos: deps

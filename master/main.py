@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ from master.controllers.manager import CONTROLLERS, ControllerManager
 from master.kubeconfig import write_kubeconfig
 from master.leaderelection import LeaderElectionConfig, LeaderElector, default_identity
 from master.logs import setup_logging
+from master.nodeapi.service import NodeAPIConfig
+from master.nodeapi.service import add_to_server as add_node_api
+from master.scheduler.scheduler import Scheduler
 from master.storage.etcd import EtcdStore
 from master.storage.interface import Store
 from master.storage.prefixed import PrefixedStore
@@ -57,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where to write a kubeconfig for kubectl ('' to skip)")
     p.add_argument("--etcd-prefix", default="",
                    help="keep every key under this prefix, so several clusters can share one etcd")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod CIDR of the cluster (default %(default)s)")
+    p.add_argument("--node-cidr-mask-size", type=int, default=24, help="prefix length of each node's pod CIDR")
+    p.add_argument("--node-heartbeat-period-s", type=int, default=10, help="how often agents renew their lease")
+    p.add_argument("--node-lease-duration-s", type=int, default=40, help="spec.leaseDurationSeconds of node leases")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.add_argument("--log-level", default="info")
     for c in COMPONENTS:
@@ -134,11 +142,8 @@ async def run_led(args: argparse.Namespace, client: Client, *, host: str = "") -
                                         options=args.controller_options, host=host)
             tg.create_task(_component("controllers", manager.run()))
         if not args.disable_scheduler:
-            # LEAD: the scheduler joins here, under the same leadership, e.g.
-            #   from master.scheduler.scheduler import Scheduler
-            #   tg.create_task(_component("scheduler",
-            #       Scheduler(client, seed=args.scheduler_seed).run(ready=asyncio.Event())))
-            log.info("component not built yet, skipping", extra={"component": "scheduler"})
+            tg.create_task(_component(
+                "scheduler", Scheduler(client, seed=args.scheduler_seed).run(ready=asyncio.Event())))
         # An empty group would return at once: leading with nothing to run is waiting.
         tg.create_task(asyncio.Event().wait())
 
@@ -182,6 +187,7 @@ async def run(args: argparse.Namespace) -> None:
         server = APIServer(
             APIServerConfig(args.bind_address, args.rest_port, args.grpc_port, advertise=f"{advertise}:{args.rest_port}"),
             store,
+            grpc_services=[_node_api(args)],
         )
         ready = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
@@ -198,6 +204,13 @@ async def run(args: argparse.Namespace) -> None:
                                             "kubeconfig": args.kubeconfig_out})
     finally:
         await etcd.close()
+
+
+def _node_api(args: argparse.Namespace) -> Callable[[Any, Any], object]:
+    config = NodeAPIConfig(cluster_cidr=args.cluster_cidr, node_cidr_mask=args.node_cidr_mask_size,
+                           heartbeat_period_s=args.node_heartbeat_period_s,
+                           lease_duration_s=args.node_lease_duration_s)
+    return lambda server, registry: add_node_api(server, registry, config)
 
 
 async def _component(name: str, coro: object) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -45,6 +46,9 @@ class APIServer:
     metrics: Metrics = field(default_factory=Metrics)
     rest_port: int = 0
     grpc_port: int = 0
+    # Extra gRPC services beside Objects (e.g. master.nodeapi's Nodes): each is
+    # called once with the gRPC server and the registry before the server starts.
+    grpc_services: list[Callable[[grpc.aio.Server, Registry], object]] = field(default_factory=list)
     registry: Registry = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +80,8 @@ class APIServer:
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024),
                                           ("grpc.max_send_message_length", 256 * 1024 * 1024)])
         objects_pb2_grpc.add_ObjectsServicer_to_server(ObjectsService(self.registry, metrics=self.metrics), server)
+        for add_service in self.grpc_services:
+            add_service(server, self.registry)
         port = server.add_insecure_port(f"{_grpc_host(self.config.bind_address)}:{self.config.grpc_port}")
         if port == 0:
             raise OSError(f"cannot listen for gRPC on {self.config.bind_address}:{self.config.grpc_port}")

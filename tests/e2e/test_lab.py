@@ -44,7 +44,7 @@ def test_lab_up_kubectl_down_leaves_nothing(tmp_path: Path) -> None:
     flotctl = [sys.executable, "-m", "flotctl.main"]
     kubeconfig = tmp_path / "kubeconfig"
     try:
-        up = _run(flotctl + ["lab", "up", "--etcd-base-port", str(base), "--rest-port", str(rest),
+        up = _run(flotctl + ["lab", "up", "--nodes", "0", "--etcd-base-port", str(base), "--rest-port", str(rest),
                              "--grpc-port", str(grpc_port)], env)
         assert up.returncode == 0, up.stdout + up.stderr
         assert "export KUBECONFIG=" in up.stdout

@@ -1,9 +1,8 @@
 """Deployments, ReplicaSets and ReplicationControllers end to end, driven by kubectl.
 
 A real `flotilla-master` subprocess (apiserver + controllers behind leader
-election) on the session's etcd cluster, hollow nodes in the test's event
-loop playing three node agents (binder=True stands in for the scheduler
-until it is merged), and the machine's kubectl for every user action. kubectl
+election, and the scheduler) on the session's etcd cluster, hollow nodes in
+the test's event loop playing three node agents, and the machine's kubectl for every user action. kubectl
 runs in a thread so the hollow nodes keep heartbeating while it waits.
 
 One master and one hollow cluster serve the module; each test works in a
@@ -93,7 +92,7 @@ def master(etcd_cluster: EtcdCluster) -> Iterator[tuple[MasterProcess, Path]]:
 async def env(master: tuple[MasterProcess, Path]) -> AsyncIterator[Env]:
     m, tmp = master
     async with await Client.connect(m.grpc_target) as client, \
-            hollow_cluster(client, nodes=3, binder=True):
+            hollow_cluster(client, nodes=3, binder=False):
         yield Env(m, client, matching_kubectl(m), tmp)
 
 

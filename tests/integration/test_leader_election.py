@@ -95,7 +95,7 @@ async def test_killing_the_leader_hands_over_and_the_rollout_completes(etcd_clus
         survivor_id = "m2" if leader_id == "m1" else "m1"
 
         async with await Client.connect(survivor.grpc_target) as client, \
-                hollow_cluster(client, nodes=3, binder=True):
+                hollow_cluster(client, nodes=3, binder=False):
             ns = f"ha-{uuid.uuid4().hex[:8]}"
             namespace = core_pb2.Namespace(api_version="v1", kind="Namespace")
             namespace.metadata.name = ns

@@ -19,6 +19,7 @@ from aiohttp import web
 from master.apiserver import discovery, errors
 from master.apiserver.metrics import Metrics
 from master.apiserver.registry import Registry
+from master.apiserver.rest import podproxy
 from master.apiserver.rest import query as q
 from master.apiserver.rest import responses as out
 from master.apiserver.rest.body import MAX_BODY_BYTES
@@ -116,10 +117,10 @@ def make_app(registry: Registry, *, metrics: Metrics, ready: asyncio.Event, serv
                 return await handlers.delete(request, route)
         elif sub == "binding" and method == "POST":
             return await handlers.binding(request, route)
-        elif sub in ("log", "exec"):
-            raise errors.ServiceUnavailable(
-                f"pods/{sub} is served through the node agent, which this master has none of yet"
-            )
+        elif sub == "log" and method == "GET":
+            return await podproxy.serve_log(request, route, registry)
+        elif sub == "exec" and method in ("GET", "POST"):
+            return await podproxy.serve_exec(request, route, registry)
         raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
 
     r = app.router

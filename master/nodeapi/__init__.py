@@ -1,0 +1,1 @@
+"""The master side of the node API (flotilla.node.v1.Nodes); see README.md."""

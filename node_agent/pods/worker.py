@@ -1,0 +1,489 @@
+"""PodWorker: the executor for one pod, serialized (kubelet's podWorkers + SyncPod).
+
+Owns: the loop of one pod: observe the runtime (by the pod-uid label), ask
+compute_pod_actions for a step, apply it (sandbox + network, volumes, image
+pulls by imagePullPolicy, env, containers, kills), start and stop probe loops
+for running containers, compute the status and write it when it changed;
+graceful termination (stop signal, grace, SIGKILL via the runtime's stop
+timeout, then network, volumes, containers gone, then api.delete_pod).
+Memory kept here only (lost on restart, by design): backoff entries, start
+failures, probe results. Everything else is re-read from the runtime.
+Must not: decide (actions.py, status.py are pure) or run two steps of one pod at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+from node_agent.pods.actions import (
+    ObservedPod,
+    PodActions,
+    StartContainer,
+    StartFailure,
+    compute_pod_actions,
+    container_hash,
+    grace_seconds,
+)
+from node_agent.pods.backoff import next_backoff
+from node_agent.pods.env import (
+    ConfigError,
+    compute_env,
+    cpu_shares,
+    memory_limit_bytes,
+    nano_cpus,
+    referenced_objects,
+    render_hosts,
+)
+from node_agent.pods.prober import probe_loop
+from node_agent.pods.probes import (
+    LIVENESS,
+    READINESS,
+    STARTUP,
+    ProbeState,
+    initial_probe_state,
+    probe_spec,
+)
+from node_agent.pods.status import StatusInputs, compute_pod_status
+from node_agent.pods.volumes import (
+    pod_dir,
+    referenced_volume_objects,
+    setup_volumes,
+    teardown_volumes,
+)
+from node_agent.runtime import errors
+from node_agent.runtime.interface import (
+    LABEL_CONTAINER_HASH,
+    LABEL_CONTAINER_NAME,
+    LABEL_CONTAINER_TYPE,
+    LABEL_GRACE_S,
+    LABEL_NODE,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    LABEL_POD_UID,
+    LABEL_RESTART_COUNT,
+    LABEL_SANDBOX_ID,
+    ContainerConfig,
+    ContainerState,
+    Mount,
+    PodSandboxConfig,
+    SandboxState,
+)
+from protos.core.v1 import core_pb2
+
+if TYPE_CHECKING:
+    from node_agent.pods.manager import PodManager
+
+log = logging.getLogger(__name__)
+MAX_STEPS = 8
+
+
+def default_pull_policy(image: str) -> str:
+    name = image.rsplit("/", 1)[-1]
+    if "@" in name:
+        return "IfNotPresent"
+    tag = name.split(":", 1)[1] if ":" in name else "latest"
+    return "Always" if tag == "latest" else "IfNotPresent"
+
+
+class PodWorker:
+    def __init__(self, manager: PodManager, pod: core_pb2.Pod) -> None:
+        self.m = manager
+        self.pod = pod
+        self.uid = pod.metadata.uid
+        self.wake = asyncio.Event()
+        self.removed = False
+        self.backoff: dict[str, Any] = {}
+        self.start_failures: dict[str, StartFailure] = {}
+        self.fresh_failures: set[str] = set()
+        self.pod_ip = manager.network.pod_ip(self.uid) or ""
+        self.sandbox_id = ""
+        self.probe_states: dict[tuple[str, str], ProbeState] = {}
+        self.probe_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.status: core_pb2.PodStatus | None = None
+        self._written: bytes = b""
+        self._volumes_at = -math.inf
+        self.volume_paths: dict[str, str] = {}
+        self.volume_error = ""
+        self.finished = False
+        self._startup_thresholds: dict[str, int] = {}
+        self._last_observed = ObservedPod()
+
+    # ------------------------------------------------------------------ control
+    def update(self, pod: core_pb2.Pod) -> None:
+        self.pod = pod
+        self.wake.set()
+
+    def remove(self) -> None:
+        self.removed = True
+        self.wake.set()
+
+    @property
+    def terminating(self) -> bool:
+        return self.removed or self.pod.metadata.HasField("deletion_timestamp")
+
+    async def run(self) -> None:
+        try:
+            while not self.terminating:
+                self.wake.clear()
+                try:
+                    delay = await self.sync()
+                except (errors.RuntimeError_, OSError) as exc:
+                    log.warning("pod %s/%s: sync failed: %s", self.pod.metadata.namespace, self.pod.metadata.name,
+                                exc)
+                    delay = 2.0
+                except Exception:
+                    log.exception("pod %s: sync failed", self.uid)
+                    delay = 5.0
+                await self._wait(delay)
+            while True:
+                try:
+                    await self.terminate()
+                    return
+                except (errors.RuntimeError_, OSError) as exc:
+                    log.warning("pod %s: termination failed, retrying: %s", self.uid, exc)
+                    await self.m.clock.sleep(2.0)
+        finally:
+            for task in self.probe_tasks.values():
+                task.cancel()
+
+    async def _wait(self, delay: float | None) -> None:
+        if self.wake.is_set() or self.terminating:
+            return
+        waiter = asyncio.ensure_future(self.wake.wait())
+        sleeper = asyncio.ensure_future(self.m.clock.sleep(self.m.volume_resync_s if delay is None else delay))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    # ------------------------------------------------------------------ observe
+    async def observe(self) -> ObservedPod:
+        rt = self.m.runtime
+        want = {LABEL_POD_UID: self.uid, LABEL_NODE: self.m.node_name}
+        sandboxes = await rt.list_pod_sandboxes(want)
+        sparse = await rt.list_containers(want)
+        full = []
+        for c in sparse:
+            try:
+                full.append(await rt.container_status(c.id))
+            except errors.NotFound:
+                continue
+        unhealthy = frozenset(cid for (cid, kind), st in self.probe_states.items() if self._failed(cid, kind, st))
+        self._last_observed = ObservedPod(sandboxes=tuple(sandboxes), containers=tuple(full), unhealthy=unhealthy)
+        return self._last_observed
+
+    # --------------------------------------------------------------------- sync
+    async def sync(self) -> float | None:
+        self.fresh_failures.clear()
+        await self._refresh_volumes()
+        plan = PodActions()
+        observed = ObservedPod()
+        for _ in range(MAX_STEPS):
+            observed = await self.observe()
+            plan = compute_pod_actions(self.pod, observed, self.m.clock.wall().timestamp(), backoff=self.backoff,
+                                       start_failures=self.start_failures, policy=self.m.backoff_policy)
+            if plan.sandbox_id:
+                self.sandbox_id = plan.sandbox_id
+            if not plan.changes_something:
+                break
+            await self.execute(plan)
+            if self.fresh_failures:
+                observed = await self.observe()
+                break
+        if plan.finished and not self.finished:
+            self.finished = True
+            await self.m.network.teardown_pod(pod_uid=self.uid)
+        self._sync_probes(observed)
+        await self._write_status(observed, plan)
+        if self.fresh_failures:
+            return 1.0  # show ErrImagePull now, ImagePullBackOff at the next sync
+        return plan.wake_after_s
+
+    async def _write_status(self, observed: ObservedPod, plan: PodActions) -> None:
+        waiting = {w.name: (w.reason, w.message) for w in plan.waits}
+        for name in self.fresh_failures:
+            f = self.start_failures[name]
+            waiting[name] = (f.reason, f.message)
+        ready: dict[str, bool] = {}
+        started: dict[str, bool] = {}
+        for (cid, kind), st in self.probe_states.items():
+            if kind == READINESS:
+                ready[cid] = st.result
+            elif kind == STARTUP:
+                started[cid] = st.result
+        inputs = StatusInputs(waiting=waiting, ready=ready, started=started, pod_ip=self.pod_ip,
+                              host_ip=self.m.host_ip, sandbox_id=self.sandbox_id)
+        status = compute_pod_status(self.pod, observed, inputs, now=self.m.clock.wall())
+        self.status = status
+        comparable = core_pb2.PodStatus()
+        comparable.CopyFrom(status)
+        encoded = comparable.SerializeToString(deterministic=True)
+        if encoded == self._written:
+            return
+        pod = core_pb2.Pod()
+        pod.CopyFrom(self.pod)
+        pod.status.CopyFrom(status)
+        await self.m.api.update_pod_status(pod)
+        self._written = encoded
+        # Keep our copy's status current so that phase stickiness and transition times hold.
+        self.pod = pod
+
+    def _failed(self, cid: str, kind: str, st: ProbeState) -> bool:
+        if kind == LIVENESS:
+            return not st.result
+        if kind == STARTUP:
+            return not st.result and st.failures > 0 and st.failures >= self._startup_thresholds.get(cid, 3)
+        return False
+
+    # ------------------------------------------------------------------ execute
+    async def execute(self, plan: PodActions) -> None:
+        rt = self.m.runtime
+        if plan.kill:
+            await asyncio.gather(*(rt.stop_container(k.id, k.grace_s) for k in plan.kill))
+            for k in plan.kill:
+                log.info("pod %s: killed container %s (%s)", self.pod.metadata.name, k.name, k.reason)
+                self._forget_probes(k.id)
+        for sid in plan.kill_sandboxes:
+            await rt.stop_pod_sandbox(sid)
+        for cid in plan.remove:
+            await rt.remove_container(cid)
+            self._forget_probes(cid)
+        if plan.create_sandbox:
+            await self.create_sandbox(self._last_observed)
+            return
+        if plan.start:
+            await asyncio.gather(*(self.start_container(s) for s in plan.start))
+
+    async def create_sandbox(self, observed: ObservedPod) -> None:
+        rt = self.m.runtime
+        old = observed.sandboxes
+        if old:
+            await self.m.network.teardown_pod(pod_uid=self.uid)
+            for s in old:
+                if s.state != SandboxState.READY:
+                    await rt.remove_pod_sandbox(s.id)
+        config = self.sandbox_config()
+        sid = await rt.run_pod_sandbox(config)
+        try:
+            st = await rt.pod_sandbox_status(sid)
+            self.pod_ip = await self.m.network.setup_pod(pod_uid=self.uid, namespace=self.pod.metadata.namespace,
+                                                         name=self.pod.metadata.name, netns_path=st.netns_path)
+        except BaseException:
+            await rt.stop_pod_sandbox(sid)
+            await rt.remove_pod_sandbox(sid)
+            raise
+        self.sandbox_id = sid
+        self.finished = False
+        self._write_hosts()
+
+    def sandbox_config(self) -> PodSandboxConfig:
+        meta = self.pod.metadata
+        return PodSandboxConfig(
+            name=meta.name, namespace=meta.namespace, uid=meta.uid, hostname=self.pod.spec.hostname or meta.name,
+            labels={LABEL_POD_UID: meta.uid, LABEL_POD_NAMESPACE: meta.namespace, LABEL_POD_NAME: meta.name,
+                    LABEL_NODE: self.m.node_name, LABEL_GRACE_S: str(int(grace_seconds(self.pod)))},
+            hosts_path=str(self._hosts_path()),
+        )
+
+    def _hosts_path(self) -> Any:
+        return pod_dir(self.m.root_dir, self.uid) / "etc-hosts"
+
+    def _write_hosts(self) -> None:
+        path = self._hosts_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # In place, not rename: containers bind-mount this inode.
+        with open(path, "w") as f:
+            f.write(render_hosts(self.pod, pod_ip=self.pod_ip))
+
+    async def _refresh_volumes(self) -> None:
+        now = self.m.clock.now()
+        if now - self._volumes_at < self.m.volume_resync_s and not self.volume_error:
+            return
+        self._volumes_at = now
+        cm_names, secret_names = referenced_volume_objects(self.pod)
+        if not self.pod.spec.volumes:
+            return
+        cms, secrets = await self._fetch(cm_names, secret_names)
+        try:
+            self.volume_paths = await asyncio.to_thread(setup_volumes, self.pod, self.m.root_dir, config_maps=cms,
+                                                        secrets=secrets)
+            self.volume_error = ""
+        except (ConfigError, OSError) as exc:
+            self.volume_error = str(exc)
+
+    async def _fetch(self, cm_names: set[str], secret_names: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+        ns = self.pod.metadata.namespace
+        cms = {n: cm for n in cm_names if (cm := await self.m.api.get_config_map(ns, n)) is not None}
+        secrets = {n: s for n in secret_names if (s := await self.m.api.get_secret(ns, n)) is not None}
+        return cms, secrets
+
+    def _container_spec(self, name: str, init: bool) -> Any:
+        for c in self.pod.spec.init_containers if init else self.pod.spec.containers:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def _fail(self, name: str, reason: str, message: str) -> None:
+        prev = self.start_failures.get(name)
+        entry = next_backoff(prev.entry if prev else None, now=self.m.clock.wall().timestamp(),
+                             policy=self.m.backoff_policy)
+        self.start_failures[name] = StartFailure(reason, message, entry)
+        self.fresh_failures.add(name)
+        log.info("pod %s: container %s: %s: %s", self.pod.metadata.name, name, reason, message)
+
+    async def _ensure_image(self, spec: Any) -> bool:
+        rt, image = self.m.runtime, spec.image
+        policy = spec.image_pull_policy or default_pull_policy(image)
+        present = await rt.image_status(image)
+        if policy == "Never":
+            if present is None:
+                self._fail(spec.name, "ErrImageNeverPull",
+                           f'Container image "{image}" is not present with pull policy of Never')
+                return False
+            return True
+        if present is not None and policy == "IfNotPresent":
+            return True
+        try:
+            await rt.pull_image(image)
+        except errors.RuntimeError_ as exc:
+            if present is not None and not self.m.registry_configured:
+                return True  # Always, but no registry to ask: the local image is all there is
+            self._fail(spec.name, "ErrImagePull", f'Failed to pull image "{image}": {exc}')
+            return False
+        return True
+
+    async def start_container(self, step: StartContainer) -> None:
+        spec = self._container_spec(step.name, step.init)
+        if self.volume_error:
+            self._fail(step.name, "CreateContainerConfigError", self.volume_error)
+            return
+        if not await self._ensure_image(spec):
+            return
+        cm_names, secret_names = referenced_objects(spec)
+        cms, secrets = await self._fetch(cm_names, secret_names)
+        try:
+            env = compute_env(self.pod, spec, config_maps=cms, secrets=secrets, pod_ip=self.pod_ip,
+                              host_ip=self.m.host_ip)
+            mounts = self._mounts(spec)
+            config = ContainerConfig(
+                name=spec.name, image=spec.image, command=tuple(spec.command), args=tuple(spec.args),
+                working_dir=spec.working_dir, env=env, mounts=mounts,
+                labels={LABEL_POD_UID: self.uid, LABEL_POD_NAMESPACE: self.pod.metadata.namespace,
+                        LABEL_POD_NAME: self.pod.metadata.name, LABEL_NODE: self.m.node_name,
+                        LABEL_CONTAINER_NAME: spec.name, LABEL_CONTAINER_HASH: container_hash(spec),
+                        LABEL_RESTART_COUNT: str(step.restart_count), LABEL_SANDBOX_ID: self.sandbox_id,
+                        LABEL_CONTAINER_TYPE: "init" if step.init else "app",
+                        LABEL_GRACE_S: str(int(grace_seconds(self.pod)))},
+                memory_limit_bytes=memory_limit_bytes(spec), nano_cpus=nano_cpus(spec), cpu_shares=cpu_shares(spec),
+                stop_signal=spec.lifecycle.stop_signal, tty=bool(spec.tty), stdin=bool(spec.stdin),
+            )
+        except ConfigError as exc:
+            self._fail(step.name, "CreateContainerConfigError", str(exc))
+            return
+        rt = self.m.runtime
+        try:
+            cid = await rt.create_container(self.sandbox_id, config, self.sandbox_config())
+        except errors.ImageNotPresent as exc:
+            self._fail(step.name, "ErrImagePull", str(exc))
+            return
+        except errors.ContainerConfigError as exc:
+            self._fail(step.name, "CreateContainerError", str(exc))
+            return
+        try:
+            await rt.start_container(cid)
+        except errors.ContainerConfigError as exc:
+            await rt.remove_container(cid)
+            self._fail(step.name, "RunContainerError", str(exc))
+            return
+        self.start_failures.pop(step.name, None)
+        if step.backoff_ran_s is not None:
+            key = f"{self.uid}/{step.name}"
+            self.backoff[key] = next_backoff(self.backoff.get(key), now=self.m.clock.wall().timestamp(),
+                                             policy=self.m.backoff_policy, ran_s=step.backoff_ran_s)
+
+    def _mounts(self, spec: Any) -> tuple[Mount, ...]:
+        mounts = [Mount(str(self._hosts_path()), "/etc/hosts")]
+        for vm in spec.volume_mounts:
+            host = self.volume_paths.get(vm.name)
+            if host is None:
+                raise ConfigError(f'volume "{vm.name}" is not defined')
+            if vm.sub_path:
+                host = f"{host}/{vm.sub_path}"
+            mounts.append(Mount(host, vm.mount_path, read_only=vm.read_only))
+        return tuple(mounts)
+
+    # ------------------------------------------------------------------- probes
+    def _forget_probes(self, cid: str) -> None:
+        for key in [k for k in self.probe_tasks if k[0] == cid]:
+            self.probe_tasks.pop(key).cancel()
+        for key in [k for k in self.probe_states if k[0] == cid]:
+            self.probe_states.pop(key)
+
+    def _sync_probes(self, observed: ObservedPod) -> None:
+        running = {c.id: c for c in observed.containers if c.state == ContainerState.RUNNING}
+        for cid in {k[0] for k in self.probe_tasks} - set(running):
+            self._forget_probes(cid)
+        specs = {c.name: c for c in self.pod.spec.containers}
+        for cid, c in running.items():
+            spec = specs.get(c.name)
+            if spec is None or c.labels.get(LABEL_CONTAINER_TYPE) == "init":
+                continue
+            has_startup = spec.HasField("startup_probe")
+            for kind, probe in ((STARTUP, spec.startup_probe), (LIVENESS, spec.liveness_probe),
+                                (READINESS, spec.readiness_probe)):
+                if not spec.HasField(f"{kind}_probe") or (cid, kind) in self.probe_tasks:
+                    continue
+                self._start_probe(cid, kind, probe, spec, c, has_startup)
+
+    def _start_probe(self, cid: str, kind: str, probe: Any, spec: Any, c: Any, has_startup: bool) -> None:
+        pspec = probe_spec(kind, probe)
+        key = (cid, kind)
+        self.probe_states[key] = initial_probe_state(kind)
+        if kind == STARTUP:
+            self.probe_states[key] = ProbeState(result=False)
+            self._startup_thresholds[cid] = pspec.failure_threshold
+
+        def gate() -> bool:
+            if kind == STARTUP or not has_startup:
+                return True
+            st = self.probe_states.get((cid, STARTUP))
+            return st is not None and st.result
+
+        def on_change(state: ProbeState) -> None:
+            if key not in self.probe_states:
+                return
+            self.probe_states[key] = state
+            self.wake.set()
+
+        elapsed = 0.0
+        if c.started_at is not None:
+            elapsed = max(0.0, self.m.clock.wall().timestamp() - c.started_at.timestamp())
+        self.probe_tasks[key] = asyncio.create_task(probe_loop(
+            pspec, probe, clock=self.m.clock, runtime=self.m.runtime, container_id=cid, container=spec,
+            pod_ip=lambda: self.pod_ip, gate=gate, on_change=on_change,
+            initial_delay_s=max(0.0, pspec.initial_delay_s - elapsed)))
+
+    # -------------------------------------------------------------- termination
+    async def terminate(self) -> None:
+        """Stop everything with the grace period, clean up, then let the API drop the pod."""
+        rt = self.m.runtime
+        for task in self.probe_tasks.values():
+            task.cancel()
+        grace = grace_seconds(self.pod)
+        observed = await self.observe()
+        running = [c for c in observed.containers if c.state in (ContainerState.RUNNING, ContainerState.CREATED)]
+        await asyncio.gather(*(rt.stop_container(c.id, grace) for c in running))
+        for s in observed.sandboxes:
+            await rt.stop_pod_sandbox(s.id)
+        await self.m.network.teardown_pod(pod_uid=self.uid)
+        for c in observed.containers:
+            await rt.remove_container(c.id)
+        for s in observed.sandboxes:
+            await rt.remove_pod_sandbox(s.id)
+        await asyncio.to_thread(teardown_volumes, self.m.root_dir, self.uid)
+        if not self.removed:
+            await self.m.api.delete_pod(self.pod)

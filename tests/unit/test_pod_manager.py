@@ -1,0 +1,319 @@
+"""PodManager + workers against FakeRuntime, FakePodNetwork, FakeNodeAPI and a FakeClock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from master.client.clock import FakeClock
+from node_agent.network.fake import FakePodNetwork
+from node_agent.pods.api import FakeNodeAPI
+from node_agent.pods.manager import PodManager
+from node_agent.runtime.fake import FakeRuntime
+from node_agent.runtime.interface import (
+    LABEL_CONTAINER_NAME,
+    LABEL_NODE,
+    LABEL_POD_UID,
+    ContainerState,
+)
+from protos.core.v1 import core_pb2
+from tests.unit.pod_fixtures import make_pod
+
+
+@dataclass
+class Env:
+    clock: FakeClock
+    runtime: FakeRuntime
+    network: FakePodNetwork
+    api: FakeNodeAPI
+    manager: PodManager
+    root: Path
+
+
+async def eventually(cond: Callable[[], object], *, what: str = "condition") -> None:
+    for i in range(4000):
+        if cond():
+            return
+        await asyncio.sleep(0 if i < 2000 else 0.001)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@asynccontextmanager
+async def running(tmp_path: Path, *, runtime: FakeRuntime | None = None, network: FakePodNetwork | None = None,
+                  api: FakeNodeAPI | None = None, clock: FakeClock | None = None) -> AsyncIterator[Env]:
+    clock = clock or FakeClock()
+    runtime = runtime or FakeRuntime(clock=clock)
+    network = network or FakePodNetwork()
+    api = api or FakeNodeAPI()
+    m = PodManager(runtime, network, api, node_name="node-1", clock=clock, root_dir=str(tmp_path),
+                   host_ip="192.168.0.1", relist_period_s=1.0, volume_resync_s=5.0)
+    ready = asyncio.Event()
+    task = asyncio.create_task(m.run(ready=ready))
+    await asyncio.wait_for(ready.wait(), 5)
+    try:
+        yield Env(clock, runtime, network, api, m, tmp_path)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def status(env: Env, pod: core_pb2.Pod) -> core_pb2.PodStatus:
+    st = env.api.last_status(pod.metadata.uid)
+    return st if st is not None else core_pb2.PodStatus()
+
+
+def cstatus(env: Env, pod: core_pb2.Pod, name: str) -> core_pb2.ContainerStatus:
+    return next((c for c in status(env, pod).container_statuses if c.name == name), core_pb2.ContainerStatus())
+
+
+def ready(env: Env, pod: core_pb2.Pod) -> str:
+    return next((c.status for c in status(env, pod).conditions if c.type == "Ready"), "")
+
+
+async def tick(env: Env, seconds: float = 1.0) -> None:
+    """Advance the fake clock (the relist runs every second) and let tasks run."""
+    env.clock.advance(seconds)
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+TWO = [{"name": "web", "image": "flotilla/busybox:test"}, {"name": "side", "image": "flotilla/busybox:test"}]
+
+
+async def test_two_containers_go_running(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=TWO)
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running", what="Running")
+        await eventually(lambda: ready(env, pod) == "True", what="Ready")
+        st = status(env, pod)
+        assert st.pod_ip == env.network.pod_ip(pod.metadata.uid) and st.host_ip == "192.168.0.1"
+        running_ = env.runtime.running()
+        assert sorted(c.name for c in running_) == ["side", "web"]
+        for c in running_:
+            assert c.labels[LABEL_POD_UID] == pod.metadata.uid and c.labels[LABEL_NODE] == "node-1"
+        assert (tmp_path / "pods" / pod.metadata.uid / "etc-hosts").read_text().count(st.pod_ip) == 1
+        assert [p.metadata.uid for p in env.manager.pods()] == [pod.metadata.uid]
+
+
+async def test_crash_restart_then_backoff(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=TWO[:1])
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        first = env.runtime.running("web")[0].id
+        env.runtime.exit_container(first, 137)
+        await tick(env)
+        await eventually(lambda: cstatus(env, pod, "web").restart_count == 1, what="restart 1")
+        assert cstatus(env, pod, "web").state.HasField("running")
+        assert cstatus(env, pod, "web").last_state.terminated.exit_code == 137
+        env.runtime.exit_container(env.runtime.running("web")[0].id, 1)
+        await tick(env)
+        await eventually(lambda: cstatus(env, pod, "web").state.waiting.reason == "CrashLoopBackOff")
+        msg = cstatus(env, pod, "web").state.waiting.message
+        assert msg == f"back-off 10s restarting failed container=web pod=p_default({pod.metadata.uid})"
+        await tick(env, 10.5)
+        await eventually(lambda: cstatus(env, pod, "web").restart_count == 2, what="restart 2")
+
+
+async def test_restart_policies(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        never = make_pod("never", containers=TWO[:1], restartPolicy="Never")
+        onf = make_pod("onf", containers=TWO[:1], restartPolicy="OnFailure")
+        env.manager.set_pods([never, onf])
+        await eventually(lambda: status(env, never).phase == "Running" and status(env, onf).phase == "Running")
+        by_pod = {c.labels[LABEL_POD_UID]: c.id for c in env.runtime.running()}
+        env.runtime.exit_container(by_pod[never.metadata.uid], 3)
+        env.runtime.exit_container(by_pod[onf.metadata.uid], 0)
+        await tick(env)
+        await eventually(lambda: status(env, never).phase == "Failed" and status(env, onf).phase == "Succeeded")
+        assert cstatus(env, never, "web").state.terminated.exit_code == 3
+        assert env.network.pod_ip(never.metadata.uid) is None  # the IP is released
+
+
+async def test_oom_killed(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=TWO[:1])
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        env.runtime.exit_container(env.runtime.running("web")[0].id, 137, oom=True)
+        await tick(env)
+        await eventually(lambda: cstatus(env, pod, "web").last_state.terminated.reason == "OOMKilled")
+
+
+async def test_bad_image_fails_alone(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        bad = make_pod("bad", containers=[{"name": "web", "image": "nosuch/image:1"}])
+        good = make_pod("good", containers=TWO[:1])
+        env.manager.set_pods([bad, good])
+        await eventually(lambda: cstatus(env, bad, "web").state.waiting.reason == "ErrImagePull")
+        assert "pull access denied" in cstatus(env, bad, "web").state.waiting.message
+        await tick(env)
+        await eventually(lambda: cstatus(env, bad, "web").state.waiting.reason == "ImagePullBackOff")
+        assert cstatus(env, bad, "web").state.waiting.message == 'Back-off pulling image "nosuch/image:1"'
+        await eventually(lambda: status(env, good).phase == "Running")
+        assert status(env, bad).phase == "Pending"
+
+
+async def test_missing_config_map_is_config_error(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=[{"name": "web", "image": "flotilla/busybox:test", "env": [
+            {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}]}])
+        env.manager.set_pods([pod])
+        await eventually(lambda: cstatus(env, pod, "web").state.waiting.reason == "CreateContainerConfigError")
+        assert cstatus(env, pod, "web").state.waiting.message == 'configmap "cm" not found'
+        env.api.config_maps[("default", "cm")] = core_pb2.ConfigMap(data={"k": "v"})
+        await tick(env, 11)
+        await eventually(lambda: status(env, pod).phase == "Running")
+        assert env.runtime.containers[env.runtime.running("web")[0].id].config.env["X"] == "v"
+
+
+async def test_init_containers_run_in_order(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=TWO[:1], initContainers=[
+            {"name": "i1", "image": "flotilla/busybox:test"}, {"name": "i2", "image": "flotilla/busybox:test"}])
+        env.manager.set_pods([pod])
+        await eventually(lambda: len(env.runtime.running("i1")) == 1)
+        assert not env.runtime.running("i2") and not env.runtime.running("web")
+        await eventually(lambda: status(env, pod).phase == "Pending")
+        env.runtime.exit_container(env.runtime.running("i1")[0].id, 0)
+        await tick(env)
+        await eventually(lambda: len(env.runtime.running("i2")) == 1)
+        env.runtime.exit_container(env.runtime.running("i2")[0].id, 0)
+        await tick(env)
+        await eventually(lambda: status(env, pod).phase == "Running")
+        init = next(c for c in status(env, pod).conditions if c.type == "Initialized")
+        assert init.status == "True"
+
+
+async def test_graceful_deletion(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=TWO, terminationGracePeriodSeconds=7)
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        deleting = core_pb2.Pod()
+        deleting.CopyFrom(pod)
+        deleting.metadata.deletion_timestamp.GetCurrentTime()
+        deleting.metadata.deletion_grace_period_seconds = 5
+        env.manager.upsert_pod(deleting)
+        app_ids = {c.id for c in env.runtime.running()} - set(env.runtime.sandboxes)
+        await eventually(lambda: env.api.deleted == [pod.metadata.uid], what="delete_pod")
+        assert {(cid, t) for cid, t in env.runtime.stops if cid in app_ids} == {(cid, 5.0) for cid in app_ids}
+        assert not env.runtime.containers and not env.runtime.sandboxes
+        assert env.network.pod_ip(pod.metadata.uid) is None
+        assert not (tmp_path / "pods" / pod.metadata.uid).exists()
+        await eventually(lambda: not env.manager.workers, what="worker gone")
+
+
+async def test_liveness_failure_restarts(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=[{"name": "web", "image": "flotilla/busybox:test", "livenessProbe": {
+            "exec": {"command": ["check"]}, "periodSeconds": 1, "failureThreshold": 2}}])
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        env.runtime.exec_results[("check",)] = (1, b"unhealthy")
+        for _ in range(4):
+            await tick(env)
+        await eventually(lambda: cstatus(env, pod, "web").restart_count == 1, what="liveness restart")
+
+
+async def test_readiness_flips(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=[{"name": "web", "image": "flotilla/busybox:test", "readinessProbe": {
+            "exec": {"command": ["ready"]}, "periodSeconds": 1, "failureThreshold": 1}}])
+        env.runtime.exec_results[("ready",)] = (1, b"")
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        await tick(env)
+        assert ready(env, pod) == "False"
+        env.runtime.exec_results[("ready",)] = (0, b"")
+        for _ in range(2):
+            await tick(env)
+        await eventually(lambda: ready(env, pod) == "True", what="Ready True")
+        env.runtime.exec_results[("ready",)] = (1, b"")
+        for _ in range(2):
+            await tick(env)
+        await eventually(lambda: ready(env, pod) == "False", what="Ready False again")
+
+
+async def test_recovery_keeps_containers_and_removes_orphans(tmp_path: Path) -> None:
+    clock = FakeClock()
+    runtime = FakeRuntime(clock=clock)
+    network = FakePodNetwork()
+    keep = make_pod("keep", containers=TWO)
+    gone = make_pod("gone", containers=TWO[:1])
+    async with running(tmp_path, runtime=runtime, network=network, clock=clock) as env:
+        env.manager.set_pods([keep, gone])
+        await eventually(lambda: status(env, keep).phase == "Running" and status(env, gone).phase == "Running")
+    ids_before = {c.id for c in runtime.running() if c.labels[LABEL_POD_UID] == keep.metadata.uid}
+    # Another node's container on the same dockerd is never touched.
+    foreign = await runtime.run_pod_sandbox(__import__("node_agent.runtime.interface", fromlist=["x"])
+                                            .PodSandboxConfig(name="x", namespace="d", uid="u",
+                                                              hostname="x", labels={LABEL_NODE: "node-2"}))
+    api = FakeNodeAPI()
+    async with running(tmp_path, runtime=runtime, network=network, clock=clock, api=api) as env:
+        assert env.manager.recovered_uids == {keep.metadata.uid, gone.metadata.uid}
+        env.manager.set_pods([keep])
+        await eventually(lambda: status(env, keep).phase == "Running", what="status after restart")
+        await tick(env)
+        await eventually(lambda: gone.metadata.uid in env.manager.orphans_removed, what="orphan removed")
+        ids_after = {c.id for c in runtime.running() if c.labels[LABEL_POD_UID] == keep.metadata.uid}
+        assert ids_after == ids_before
+        assert not [c for c in runtime.containers.values() if c.status.labels[LABEL_POD_UID] == gone.metadata.uid]
+        assert foreign in runtime.sandboxes
+        assert all(cs.restart_count == 0 for cs in status(env, keep).container_statuses)
+
+
+async def test_pods_of_other_nodes_are_ignored(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        env.manager.set_pods([make_pod(node="node-2")])
+        for _ in range(3):
+            await tick(env)
+        assert not env.runtime.containers and not env.manager.workers
+
+
+@pytest.mark.parametrize("policy,calls", [("Never", 0), ("IfNotPresent", 0), ("Always", 1)])
+async def test_pull_policy(tmp_path: Path, policy: str, calls: int) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=[{"name": "web", "image": "flotilla/busybox:test", "imagePullPolicy": policy}])
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        assert len(env.runtime.pulls) == calls
+        assert env.runtime.running("web")[0].labels[LABEL_CONTAINER_NAME] == "web"
+        assert env.runtime.running("web")[0].state == ContainerState.RUNNING
+
+
+async def test_startup_probe_gates_then_kills_past_threshold(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=[{"name": "web", "image": "flotilla/busybox:test",
+                                    "startupProbe": {"exec": {"command": ["started"]}, "periodSeconds": 1,
+                                                     "failureThreshold": 3},
+                                    "livenessProbe": {"exec": {"command": ["alive"]}, "periodSeconds": 1,
+                                                      "failureThreshold": 1}}])
+        env.runtime.exec_results[("started",)] = (1, b"")
+        env.runtime.exec_results[("alive",)] = (1, b"")  # would kill at once if it ran before startup
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        await tick(env)
+        await tick(env)
+        assert cstatus(env, pod, "web").restart_count == 0 and not cstatus(env, pod, "web").started
+        env.runtime.exec_results[("started",)] = (0, b"")
+        env.runtime.exec_results[("alive",)] = (0, b"")
+        await tick(env)
+        await eventually(lambda: cstatus(env, pod, "web").started, what="started")
+        assert cstatus(env, pod, "web").restart_count == 0
+        # A new container that never starts is killed at the threshold.
+        env.runtime.exec_results[("started",)] = (1, b"")
+        env.runtime.exit_container(env.runtime.running("web")[0].id, 1)
+        await tick(env)
+        await eventually(lambda: cstatus(env, pod, "web").restart_count == 1, what="restart")
+        for _ in range(4):
+            await tick(env)
+        await eventually(lambda: cstatus(env, pod, "web").restart_count == 2 or
+                         cstatus(env, pod, "web").state.waiting.reason == "CrashLoopBackOff",
+                         what="killed by the startup probe")
