@@ -47,6 +47,18 @@ def _registry() -> dict[str, ControllerFactory]:
     controllers[ReplicaSetController.name] = ReplicaSetController
     controllers[ReplicationControllerController.name] = ReplicationControllerController
     controllers[DeploymentController.name] = DeploymentController
+    from master.controllers.endpoints import EndpointsController
+
+    controllers[EndpointsController.name] = EndpointsController
+    from master.controllers.garbagecollector import GarbageCollector
+    from master.controllers.namespace import NamespaceController
+    from master.controllers.nodelifecycle import NodeLifecycleController
+    from master.controllers.resourcequota import ResourceQuotaController
+
+    controllers[NamespaceController.name] = NamespaceController
+    controllers[GarbageCollector.name] = GarbageCollector
+    controllers[NodeLifecycleController.name] = NodeLifecycleController
+    controllers[ResourceQuotaController.name] = ResourceQuotaController
     return controllers
 
 
