@@ -193,13 +193,11 @@ class _Decoder:
             self.field(msg, fd, value, sub)
 
     def field(self, msg: Any, fd: FieldDescriptor, value: Any, path: str) -> None:
-        mt = fd.message_type
-        if mt is not None and mt.GetOptions().map_entry:
+        mt, is_map, vfd, quantity, repeated, name = _field_plan(fd)
+        if is_map:
             if not isinstance(value, dict):
                 raise DecodeError(f"{path}: expected an object, got {_json_type(value)}", path=path)
-            target = getattr(msg, fd.name)
-            vfd = mt.fields_by_name["value"]
-            quantity = fd.GetOptions().Extensions[options_pb2.quantity]
+            target = getattr(msg, name)
             for k, v in value.items():
                 if v is None:
                     continue
@@ -212,29 +210,47 @@ class _Decoder:
                     v = _scalar(vfd, v, f"{path}.{k}")
                 target[k] = v
             return
-        if fd.is_repeated:
+        if repeated:
             if not isinstance(value, list):
                 raise DecodeError(f"{path}: expected an array, got {_json_type(value)}", path=path)
-            target = getattr(msg, fd.name)
+            target = getattr(msg, name)
             if mt is not None:
                 for i, v in enumerate(value):
                     if v is None:
                         raise DecodeError(f"{path}[{i}]: expected an object, got null", path=path)
                     self.fill(target.add(), v, f"{path}[{i}]")
-            elif fd.GetOptions().Extensions[options_pb2.quantity]:
+            elif quantity:
                 target.extend(_quantity(v, f"{path}[{i}]") for i, v in enumerate(value))
             else:
                 target.extend(_scalar(fd, v, f"{path}[{i}]") for i, v in enumerate(value))
             return
         if mt is not None:
-            sub = getattr(msg, fd.name)
+            sub = getattr(msg, name)
             sub.SetInParent()  # `{}` is a set, empty message
             self.fill(sub, value, path)
             return
-        if fd.GetOptions().Extensions[options_pb2.quantity]:
-            setattr(msg, fd.name, _quantity(value, path))
+        if quantity:
+            setattr(msg, name, _quantity(value, path))
         else:
-            setattr(msg, fd.name, _scalar(fd, value, path))
+            setattr(msg, name, _scalar(fd, value, path))
+
+
+_FieldPlan = tuple[Any, bool, Any, bool, bool, str]
+_field_plans: dict[FieldDescriptor, _FieldPlan] = {}
+
+
+def _field_plan(fd: FieldDescriptor) -> _FieldPlan:
+    """What decoding needs to know of a field, read from its descriptor once:
+    (message type, is a map, the map's value field, is a quantity, repeated, name)."""
+    plan = _field_plans.get(fd)
+    if plan is None:
+        mt = fd.message_type
+        is_map = mt is not None and bool(mt.GetOptions().map_entry)
+        vfd = mt.fields_by_name["value"] if is_map else None
+        quantity = bool(fd.GetOptions().Extensions[options_pb2.quantity])
+        plan = (mt, is_map, vfd, quantity, fd.is_repeated, fd.name)
+        _field_plans[fd] = plan
+    return plan
 
 
 def _fill_timestamp(msg: Any, data: Any, path: str) -> None:
@@ -247,6 +263,22 @@ def _fill_timestamp(msg: Any, data: Any, path: str) -> None:
 
 
 def _fill_json(msg: Any, data: Any, path: str) -> None:
+    if msg.DESCRIPTOR.full_name == _WKT_VALUE:
+        # Scalars (IntOrString ports, mostly) directly; what ParseDict does for them.
+        if isinstance(data, str):
+            msg.string_value = data
+            return
+        if isinstance(data, bool):
+            msg.bool_value = data
+            return
+        if isinstance(data, int | float):
+            try:
+                number = float(data)
+            except OverflowError:  # an integer too large: ParseDict names it below
+                number = math.inf
+            if math.isfinite(number):
+                msg.number_value = number
+                return
     try:
         json_format.ParseDict(data, msg)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:

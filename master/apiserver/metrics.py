@@ -4,6 +4,8 @@ master (tests run several in one process)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -27,11 +29,23 @@ class Metrics:
         self.cache_objects = Gauge(
             "apiserver_watch_cache_objects", "Objects held by the watch cache.", ["resource"], registry=self.registry,
         )
+        # Labelled children by label values: `labels()` costs more than the
+        # observation itself, and the label sets are few.
+        self._counters: dict[tuple[str, str, str, int], Any] = {}
+        self._histograms: dict[tuple[str, str, str], Any] = {}
 
     def observe(self, verb: str, resource: str, code: int, seconds: float, *, face: str = "rest") -> None:
-        self.requests.labels(verb, resource, face, str(code)).inc()
+        key = (verb, resource, face, code)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.requests.labels(verb, resource, face, str(code))
+        counter.inc()
         if verb != "WATCH":
-            self.latency.labels(verb, resource, face).observe(seconds)
+            hkey = (verb, resource, face)
+            hist = self._histograms.get(hkey)
+            if hist is None:
+                hist = self._histograms[hkey] = self.latency.labels(verb, resource, face)
+            hist.observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -149,6 +149,11 @@ class Registry:
         kv = await _store_call(info, name, self.store.get(key))
         if kv is None:
             raise errors.NotFound(info.resource, name, group=info.group)
+        # A key's mod_revision names one value: when the cache holds that
+        # version, it is this object, already decoded and encoded.
+        cached = self.caches[info].get(key)
+        if cached is not None and cached.rv == kv.mod_revision:
+            return cached
         return decode_from_store(info, key, kv.value, kv.mod_revision)
 
     async def list(

@@ -19,9 +19,13 @@ Semantics (KUBECTL.md §1.6, Kubernetes' watch cache):
 
 Consistent LIST (resourceVersion ""): the cache answers only once it is
 known to hold etcd's state at a revision at least as new as a fresh read:
-either its watch has reached that revision, or, for a prefix with no recent
-writes, a keys-only read of the prefix shows the same keys at the same
-mod_revisions (`wait_consistent`).
+either its watch has reached etcd's current revision (one cheap read, no
+keys), or, for a prefix with no recent writes, a keys-only read of the
+prefix shows the same keys at the same mod_revisions (`wait_consistent`).
+
+Delivery to clients (per-watcher matching, batching, sinks, shared
+groups) is watchfanout.py's; this module schedules the flushes: at most
+one per window, the window growing with the number of watchers.
 
 This module does not know HTTP or gRPC, and does not write to etcd.
 """
@@ -33,17 +37,29 @@ import bisect
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from master.apiserver.objects import StoredObject
 from master.apiserver.resources import ResourceInfo
+from master.apiserver.watchfanout import (  # noqa: F401 (re-exported: the cache's public types)
+    ADDED,
+    BOOKMARK,
+    DELETED,
+    ERROR,
+    MAX_BATCH_DELAY_S,
+    MODIFIED,
+    PER_WATCHER_DELAY_S,
+    CacheEvent,
+    CacheWatcher,
+    Filter,
+    LineSink,
+    Selector,
+    _Group,
+)
 from master.storage import errors as store_errors
 from master.storage.interface import EventType, Store
 
 log = logging.getLogger(__name__)
-
-ADDED, MODIFIED, DELETED, BOOKMARK, ERROR = "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"
 
 
 class TooOld(Exception):
@@ -57,109 +73,6 @@ class TooOld(Exception):
 
 class NotReady(Exception):
     """The cache has not finished its first list (503)."""
-
-
-class Selector(Protocol):
-    @property
-    def empty(self) -> bool: ...
-
-    def matches(self, values: Any) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class CacheEvent:
-    type: str  # ADDED, MODIFIED, DELETED
-    obj: StoredObject  # for DELETED: the last state, stamped with the deleting revision
-    prev: StoredObject | None
-    rv: int
-
-
-@dataclass(frozen=True, slots=True)
-class Filter:
-    namespace: str = ""  # "" = every namespace
-    name: str = ""  # from a metadata.name= field selector: the fast path
-    labels: Selector | None = None
-    fields: Selector | None = None
-
-    def matches(self, obj: StoredObject) -> bool:
-        if self.namespace and obj.namespace != self.namespace:
-            return False
-        if self.name and obj.name != self.name:
-            return False
-        if self.labels is not None and not self.labels.empty:
-            if not self.labels.matches(obj.labels):
-                return False
-        if self.fields is not None and not self.fields.empty:
-            if not self.fields.matches(obj.fields()):
-                return False
-        return True
-
-
-class CacheWatcher:
-    """One client's view of a cache: a bounded queue of (type, object)."""
-
-    def __init__(self, cache: WatchCache, flt: Filter, *, after_rv: int, limit: int) -> None:
-        self._cache = cache
-        self._filter = flt
-        self._after_rv = after_rv
-        self._limit = limit
-        self._queue: deque[tuple[str, StoredObject]] = deque()
-        self._wakeup = asyncio.Event()
-        self.closed = False
-        self.overflowed = False
-
-    def push(self, type_: str, obj: StoredObject) -> None:
-        if self.closed:
-            return
-        self._queue.append((type_, obj))
-        if len(self._queue) > self._limit:
-            # Invariant: a slow watcher costs at most `limit` events of memory.
-            self.overflowed = True
-            self._queue.clear()
-            self.stop()
-            return
-        self._wakeup.set()
-
-    def deliver(self, ev: CacheEvent) -> None:
-        if ev.rv <= self._after_rv or self.closed:
-            return
-        f = self._filter
-        now = f.matches(ev.obj)
-        if ev.type == ADDED:
-            if now:
-                self.push(ADDED, ev.obj)
-        elif ev.type == DELETED:
-            if now:
-                self.push(DELETED, ev.obj)
-        else:
-            before = ev.prev is not None and f.matches(ev.prev)
-            if now and before:
-                self.push(MODIFIED, ev.obj)
-            elif now:
-                self.push(ADDED, ev.obj)
-            elif before:
-                self.push(DELETED, ev.obj)
-
-    async def next(self) -> tuple[str, StoredObject] | None:
-        """The next event, or None once the watcher is closed and drained."""
-        while not self._queue:
-            if self.closed:
-                return None
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        return self._queue.popleft()
-
-    def drain(self) -> list[tuple[str, StoredObject]]:
-        """Every queued event without waiting (fan-out writers batch them)."""
-        out = list(self._queue)
-        self._queue.clear()
-        return out
-
-    def stop(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._cache._watchers.discard(self)
-            self._wakeup.set()
 
 
 DecodeFn = Callable[[str, bytes, int], StoredObject]
@@ -182,6 +95,9 @@ class WatchCache:
         self._history: deque[CacheEvent] = deque(maxlen=history_size)
         self._history_rvs: deque[int] = deque(maxlen=history_size)
         self._watchers: set[CacheWatcher] = set()
+        # Watchers matched one by one (every watcher not in a group).
+        self._solo: set[CacheWatcher] = set()
+        self._groups: dict[str, _Group] = {}
         self._watcher_limit = watcher_limit
         self.rv = 0  # every event up to here is applied
         self._oldest_rv = 0  # events after this are all in the history
@@ -190,6 +106,14 @@ class WatchCache:
         # Objects this process just wrote, keyed (key, rv): the watch reuses
         # them (and their already-encoded JSON) instead of decoding again.
         self._written: dict[tuple[str, int], StoredObject] = {}
+        # Watchers with queued events not yet handed over, and the pending flush.
+        self._dirty: dict[CacheWatcher | _Group, None] = {}
+        self._flush_handle: asyncio.Handle | None = None
+        # Keys in order, for LIST; None after a key is added or removed.
+        self._sorted_keys: list[str] | None = None
+
+    def prefix(self) -> str:
+        return self.info.etcd_prefix()
 
     # --- feeding -----------------------------------------------------------
 
@@ -222,6 +146,7 @@ class WatchCache:
         for w in list(self._watchers):
             w.stop()
         self._objects = {o.key: o for o in objs}
+        self._sorted_keys = None
         self._history.clear()
         self._history_rvs.clear()
         self.rv = rev
@@ -238,9 +163,12 @@ class WatchCache:
             if obj is None:
                 obj = self._decode(ev.key, ev.value, ev.revision)
             self._objects[ev.key] = obj
+            if prev is None:
+                self._sorted_keys = None
             self._emit(CacheEvent(MODIFIED if prev is not None else ADDED, obj, prev, ev.revision))
         else:
-            self._objects.pop(ev.key, None)
+            if self._objects.pop(ev.key, None) is not None:
+                self._sorted_keys = None
             last = prev if prev is not None else self._decode(ev.key, ev.value, ev.revision)
             self._emit(CacheEvent(DELETED, last.with_rv(ev.revision), prev, ev.revision))
 
@@ -250,9 +178,61 @@ class WatchCache:
         self._history.append(ev)
         self._history_rvs.append(ev.rv)
         self.rv = ev.rv
-        for w in list(self._watchers):
+        for w in list(self._solo):
             w.deliver(ev)
+        if self._groups:
+            key = ev.obj.key
+            for g in self._groups.values():
+                if key.startswith(g.prefix):
+                    g.pending.append((ev.type, ev.obj))
+                    self._mark_dirty(g)
         self._notify_progress()
+
+    def _join_group(self, w: CacheWatcher, prefix: str) -> None:
+        g = self._groups.get(prefix)
+        if g is None:
+            g = self._groups[prefix] = _Group(prefix)
+        g.members[w] = None
+        w._group = g
+        w._joined_rv = self.rv
+        self._solo.discard(w)
+
+    def _leave_group(self, w: CacheWatcher) -> None:
+        g = w._group
+        if g is None:
+            return
+        w._group = None
+        g.members.pop(w, None)
+        if not g.members and self._groups.get(g.prefix) is g:
+            del self._groups[g.prefix]
+        if not w.closed:
+            self._solo.add(w)
+
+    def _forget(self, w: CacheWatcher) -> None:
+        self._leave_group(w)
+        self._watchers.discard(w)
+        self._solo.discard(w)
+
+    def _mark_dirty(self, w: CacheWatcher | _Group) -> None:
+        self._dirty[w] = None
+        if self._flush_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): hand over now
+            self._flush()
+            return
+        delay = min(MAX_BATCH_DELAY_S, len(self._watchers) * PER_WATCHER_DELAY_S)
+        if delay <= PER_WATCHER_DELAY_S:
+            self._flush_handle = loop.call_soon(self._flush)
+        else:
+            self._flush_handle = loop.call_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, {}
+        for w in dirty:
+            w.flush()
 
     def _notify_progress(self) -> None:
         if not self._rv_waiters:
@@ -299,6 +279,11 @@ class WatchCache:
 
         Returns the revision to report as the LIST's resourceVersion.
         """
+        # Cheap first: etcd's current revision (no keys read). A cache whose
+        # watch has reached it is exact as it stands.
+        current = await self.store.current_revision()
+        if self.rv >= current:
+            return self.rv
         revs, current = await self.store.list_revisions(self.info.etcd_prefix())
         if self.rv >= current:
             return self.rv
@@ -327,14 +312,19 @@ class WatchCache:
             o = self._objects.get(self.info.key(flt.namespace, flt.name))
             return [o] if o is not None and flt.matches(o) else []
         prefix = self.info.etcd_prefix() + (flt.namespace + "/" if flt.namespace else "")
-        out = []
-        for key in sorted(self._objects):
-            if not key.startswith(prefix):
-                continue
-            o = self._objects[key]
-            if flt.matches(o):
-                out.append(o)
-        return out
+        keys = self._sorted_keys
+        if keys is None:
+            keys = self._sorted_keys = sorted(self._objects)
+        objs = self._objects
+        if flt.namespace:
+            # The namespace's keys are one run of the sorted list.
+            start = bisect.bisect_left(keys, prefix)
+            end = bisect.bisect_left(keys, prefix[:-1] + chr(ord(prefix[-1]) + 1), lo=start)
+            keys = keys[start:end]
+        trivial = not flt.name and (flt.labels is None or flt.labels.empty) and (flt.fields is None or flt.fields.empty)
+        if trivial:
+            return [objs[k] for k in keys]
+        return [o for o in (objs[k] for k in keys) if flt.matches(o)]
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -344,8 +334,11 @@ class WatchCache:
         if not self.ready:
             raise NotReady(self.info.resource)
         if resource_version is None or resource_version == 0:
-            w = CacheWatcher(self, flt, after_rv=self.rv, limit=self._watcher_limit)
-            for obj in self.list(flt):
+            current = self.list(flt)
+            # The replay of the current state does not count against the
+            # queue's bound: only falling behind the changes does.
+            w = CacheWatcher(self, flt, after_rv=self.rv, limit=self._watcher_limit + len(current))
+            for obj in current:
                 w.push(ADDED, obj)
         elif resource_version >= self.rv:
             w = CacheWatcher(self, flt, after_rv=resource_version, limit=self._watcher_limit)
@@ -358,6 +351,7 @@ class WatchCache:
                 w.deliver(self._history[i])
         if not w.closed:
             self._watchers.add(w)
+            self._solo.add(w)
         return w
 
     @property

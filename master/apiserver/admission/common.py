@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from master.apiserver.admission import meta as meta_rules
-from master.apiserver.admission.quantity import quantity_errors, try_parse
+from master.apiserver.admission.quantity import is_negative, quantity_errors
 from master.apiserver.errors import Cause, forbidden, invalid, required
 
 PORT_RANGE_MSG = "must be between 1 and 65535, inclusive"
@@ -225,9 +225,9 @@ def quantity_map(path: str, values: Mapping[str, str]) -> list[Cause]:
         key_path = f"{path}[{name}]"
         causes += qualified_name(key_path, name)
         errs = quantity_errors(text)
-        causes += [invalid(key_path, text, e) for e in errs]
-        value = try_parse(text)
-        if not errs and value is not None and value < 0:
+        if errs:
+            causes += [invalid(key_path, text, e) for e in errs]
+        elif is_negative(text):
             causes.append(invalid(key_path, text, NON_NEGATIVE_MSG))
     return causes
 

@@ -16,7 +16,7 @@ from collections.abc import Set
 from typing import Any
 
 from master.apiserver.admission import common as c
-from master.apiserver.admission.quantity import quantity_errors, try_parse
+from master.apiserver.admission.quantity import exceeds, quantity_errors
 from master.apiserver.errors import Cause, duplicate, forbidden, invalid, not_supported, required
 
 PROTOCOLS = ["SCTP", "TCP", "UDP"]
@@ -241,8 +241,7 @@ def validate_resources(res: Any, path: str) -> list[Cause]:
             causes += _resource_name(f"{path}.{part}[{name}]", name)
         causes += c.quantity_map(f"{path}.{part}", getattr(res, part))
     for name, text in res.requests.items():
-        request, limit = try_parse(text), try_parse(res.limits.get(name, ""))
-        if request is not None and limit is not None and request > limit:
+        if name in res.limits and exceeds(text, res.limits[name]):
             causes.append(invalid(f"{path}.requests[{name}]", text,
                                   f"must be less than or equal to {name} limit of {res.limits[name]}"))
     return causes

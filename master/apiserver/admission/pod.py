@@ -85,9 +85,10 @@ def compute_qos(spec: Any) -> str:
 def _add_nonzero(totals: dict[str, Fraction], values: Any) -> list[str]:
     found = []
     for name in _QOS_RESOURCES:
-        value = try_parse(values.get(name, "")) if name in values else None
+        value = try_parse(values[name]) if name in values else None
         if value:
-            totals[name] = totals.get(name, Fraction(0)) + value
+            total = totals.get(name)
+            totals[name] = value if total is None else total + value
             found.append(name)
     return found
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 FORMAT_MSG = (
     "quantities must match the regular expression "
@@ -39,7 +40,31 @@ class QuantityError(ValueError):
 
 
 def parse_quantity(text: str) -> Fraction:
-    """The exact value of a quantity string, e.g. "100m" -> Fraction(1, 10)."""
+    """The exact value of a quantity string, e.g. "100m" -> Fraction(1, 10).
+
+    Memoised: manifests repeat a handful of quantities ("100m", "128Mi")
+    thousands of times, and Fraction arithmetic is slow. Fractions are
+    immutable, so the cached value is safe to share; errors are cached too.
+    """
+    # Long strings (never valid quantities, or hostile) bypass the cache.
+    value, error = _parse_cached(text) if len(text) <= 2 * _MAX_DIGITS else _parse_checked(text)
+    if error is not None:
+        raise QuantityError(error)
+    assert value is not None
+    return value
+
+
+def _parse_checked(text: str) -> tuple[Fraction | None, str | None]:
+    try:
+        return _parse(text), None
+    except QuantityError as exc:
+        return None, str(exc)
+
+
+_parse_cached = lru_cache(maxsize=4096)(_parse_checked)
+
+
+def _parse(text: str) -> Fraction:
     shape = _SHAPE.match(text)
     if shape is None:
         raise QuantityError(FORMAT_MSG)
@@ -64,6 +89,32 @@ def _multiplier(suffix: str) -> Fraction:
     if abs(power) > _MAX_EXPONENT:
         raise QuantityError(TOO_LONG_MSG)
     return Fraction(10) ** power
+
+
+def is_negative(text: str) -> bool:
+    """True for a quantity below zero (garbage is not negative). Memoised."""
+    return _is_negative(text) if len(text) <= 2 * _MAX_DIGITS else _negative(text)
+
+
+def exceeds(text: str, other: str) -> bool:
+    """True when both parse and the first is greater (requests > limits). Memoised."""
+    if len(text) <= 2 * _MAX_DIGITS and len(other) <= 2 * _MAX_DIGITS:
+        return _exceeds(text, other)
+    return _greater(text, other)
+
+
+def _negative(text: str) -> bool:
+    value = try_parse(text)
+    return value is not None and value < 0
+
+
+def _greater(text: str, other: str) -> bool:
+    a, b = try_parse(text), try_parse(other)
+    return a is not None and b is not None and a > b
+
+
+_is_negative = lru_cache(maxsize=4096)(_negative)
+_exceeds = lru_cache(maxsize=4096)(_greater)
 
 
 def quantity_errors(text: str) -> list[str]:

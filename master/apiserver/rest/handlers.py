@@ -163,6 +163,9 @@ class Handlers:
                     f"Incorrect kind specified in apply patch. Specified patch kind: "
                     f"{document.get('kind') or ''}, expected: {info.kind}"
                 )
+            named = document.get("metadata", {}).get("name") if isinstance(document.get("metadata"), dict) else None
+            if isinstance(named, str) and named and named != route.name:
+                raise errors.BadRequest(f"the name of the object ({named}) does not match the name on the URL ({route.name})")
             if not await self._exists(route):
                 msg = bodies.decode_object(info, document, validation=validation, warnings=warnings)
                 if msg.metadata.name and msg.metadata.name != route.name:
