@@ -128,20 +128,24 @@ class AgentHost:
         self.tasks = []
 
     async def exec(self, pod: core_pb2.Pod, container: str, command: list[str], *, stdin: bytes | None = None,
-                   protocol: str = "v5.channel.k8s.io") -> tuple[bytes, bytes, dict[str, Any]]:
+                   protocol: str = "v5.channel.k8s.io", tty: bool = False) -> tuple[bytes, bytes, dict[str, Any]]:
         url = f"http://127.0.0.1:{self.port}/exec/{pod.metadata.namespace}/{pod.metadata.name}/{container}"
-        return await ws_exec(url, command, stdin=stdin, protocol=protocol)
+        return await ws_exec(url, command, stdin=stdin, protocol=protocol, tty=tty)
 
 
 async def ws_exec(url: str, command: list[str], *, stdin: bytes | None = None, protocol: str = "v5.channel.k8s.io",
-                  headers: dict[str, str] | None = None) -> tuple[bytes, bytes, dict[str, Any]]:
+                  headers: dict[str, str] | None = None, tty: bool = False) -> tuple[bytes, bytes, dict[str, Any]]:
     params = [("command", c) for c in command] + [("stdout", "true"), ("stderr", "true")]
+    if tty:
+        params.append(("tty", "true"))
     if stdin is not None:
         params.append(("stdin", "true"))
     out, err, status = b"", b"", {}
     async with aiohttp.ClientSession() as s, s.ws_connect(url, params=params, protocols=(protocol,),
                                                           headers=headers or {}) as ws:
         assert ws.protocol == protocol
+        if tty:
+            await ws.send_bytes(b"\x04" + json.dumps({"Width": 100, "Height": 30}).encode())
         if stdin is not None:
             await ws.send_bytes(b"\x00" + stdin)
             if protocol.startswith("v5"):

@@ -85,6 +85,8 @@ async def test_two_container_pod_logs_exec_volumes_restart_and_bad_image(tmp_pat
         assert status["reason"] == "NonZeroExitCode" and status["details"]["causes"][0]["message"] == "3"
         out, _, _ = await host.exec(pod, "web", ["cat"], stdin=b"typed in\n")
         assert out == b"typed in\n"
+        out, err, status = await host.exec(pod, "web", ["sh", "-c", "tty; echo to-stderr >&2"], tty=True)
+        assert b"/dev/pts/" in out and b"to-stderr" in out and err == b"" and status["status"] == "Success"
 
         # configMap volume follows the object.
         host.api.config_maps[("default", "site")] = core_pb2.ConfigMap(
@@ -134,13 +136,26 @@ async def test_probes_policies_and_oom(tmp_path: Path) -> None:
         oom = make_pod("oom", node=host.node, restartPolicy="Never", containers=[{
             "name": "hog", "image": IMG, "command": ["sh", "-c", "tail /dev/zero"],
             "resources": {"limits": {"memory": "24Mi"}}}])
-        host.manager.set_pods([probed, never, onfailure, oom])
+        init = make_pod("init", node=host.node, initContainers=[
+            {"name": "first", "image": IMG, "command": ["sh", "-c", "echo one > /work/log"],
+             "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+            {"name": "second", "image": IMG, "command": ["sh", "-c", "echo two >> /work/log"],
+             "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+        ], containers=[{"name": "app", "image": IMG, "command": ["sleep", "3600"],
+                        "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+            volumes=[{"name": "work", "emptyDir": {}}])
+        host.manager.set_pods([probed, never, onfailure, oom, init])
 
         await host.wait(lambda: host.status(never).phase == "Failed", what="Never + exit 3 -> Failed")
         assert host.cstatus(never, "app").state.terminated.exit_code == 3
         await host.wait(lambda: host.status(onfailure).phase == "Succeeded", what="OnFailure + exit 0 -> Succeeded")
         await host.wait(lambda: host.status(oom).phase == "Failed", what="OOM pod Failed")
         assert host.cstatus(oom, "hog").state.terminated.reason == "OOMKilled"
+
+        await host.wait(lambda: host.status(init).phase == "Running", what="init pod Running")
+        out, _, _ = await host.exec(init, "app", ["cat", "/work/log"])
+        assert out == b"one\ntwo\n"
+        assert [c.state.terminated.reason for c in host.status(init).init_container_statuses] == ["Completed"] * 2
 
         await host.wait(lambda: host.status(probed).phase == "Running", what="probed Running")
         assert host.condition(probed, "Ready") == "False"
