@@ -46,6 +46,8 @@ class PodManager:
         root_dir: str = "/var/lib/flotilla",
         host_ip: str = "",
         registry_configured: bool = False,
+        cluster_dns: tuple[str, ...] = (),
+        cluster_domain: str = "cluster.local",
     ) -> None:
         self.runtime = runtime
         self.network = network
@@ -59,6 +61,9 @@ class PodManager:
         self.root_dir = root_dir
         self.host_ip = host_ip
         self.registry_configured = registry_configured
+        # Pods' resolv.conf: the cluster DNS service address(es); empty = the node's resolver.
+        self.cluster_dns = tuple(cluster_dns)
+        self.cluster_domain = cluster_domain
         self.workers: dict[str, PodWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._pending: dict[str, Pod] = {}

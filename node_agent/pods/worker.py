@@ -30,6 +30,7 @@ from node_agent.pods.actions import (
 from node_agent.pods.backoff import next_backoff
 from node_agent.pods.env import (
     ConfigError,
+    compute_dns,
     compute_env,
     cpu_shares,
     memory_limit_bytes,
@@ -98,7 +99,7 @@ class PodWorker:
         self.backoff: dict[str, Any] = {}
         self.start_failures: dict[str, StartFailure] = {}
         self.fresh_failures: set[str] = set()
-        self.pod_ip = manager.network.pod_ip(self.uid) or ""
+        self.pod_ip = (manager.host_ip if pod.spec.host_network else manager.network.pod_ip(self.uid)) or ""
         self.sandbox_id = ""
         self.probe_states: dict[tuple[str, str], ProbeState] = {}
         self.probe_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -270,8 +271,13 @@ class PodWorker:
         sid = await rt.run_pod_sandbox(config)
         try:
             st = await rt.pod_sandbox_status(sid)
-            self.pod_ip = await self.m.network.setup_pod(pod_uid=self.uid, namespace=self.pod.metadata.namespace,
-                                                         name=self.pod.metadata.name, netns_path=st.netns_path)
+            if config.host_network:
+                # The node's own namespace: no plumbing, the pod's IP is the node's.
+                self.pod_ip = self.m.host_ip
+            else:
+                self.pod_ip = await self.m.network.setup_pod(pod_uid=self.uid,
+                                                             namespace=self.pod.metadata.namespace,
+                                                             name=self.pod.metadata.name, netns_path=st.netns_path)
         except BaseException:
             await rt.stop_pod_sandbox(sid)
             await rt.remove_pod_sandbox(sid)
@@ -282,11 +288,14 @@ class PodWorker:
 
     def sandbox_config(self) -> PodSandboxConfig:
         meta = self.pod.metadata
+        servers, searches, options = compute_dns(self.pod, cluster_dns=self.m.cluster_dns,
+                                                 cluster_domain=self.m.cluster_domain)
         return PodSandboxConfig(
             name=meta.name, namespace=meta.namespace, uid=meta.uid, hostname=self.pod.spec.hostname or meta.name,
             labels={LABEL_POD_UID: meta.uid, LABEL_POD_NAMESPACE: meta.namespace, LABEL_POD_NAME: meta.name,
                     LABEL_NODE: self.m.node_name, LABEL_GRACE_S: str(int(grace_seconds(self.pod)))},
-            hosts_path=str(self._hosts_path()),
+            hosts_path=str(self._hosts_path()), dns_servers=servers, dns_searches=searches, dns_options=options,
+            host_network=self.pod.spec.host_network,
         )
 
     def _hosts_path(self) -> Any:
@@ -406,7 +415,8 @@ class PodWorker:
                                              policy=self.m.backoff_policy, ran_s=step.backoff_ran_s)
 
     def _mounts(self, spec: Any) -> tuple[Mount, ...]:
-        mounts = [Mount(str(self._hosts_path()), "/etc/hosts")]
+        # hostNetwork pods keep the node's /etc/hosts, as in Kubernetes.
+        mounts = [] if self.pod.spec.host_network else [Mount(str(self._hosts_path()), "/etc/hosts")]
         for vm in spec.volume_mounts:
             host = self.volume_paths.get(vm.name)
             if host is None:

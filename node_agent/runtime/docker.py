@@ -212,13 +212,14 @@ class DockerRuntime:
         await self.ensure_image(PAUSE_IMAGE)
         labels = {**config.labels, LABEL_KIND: KIND_SANDBOX}
         host_config = self._api.create_host_config(
-            network_mode="none", ipc_mode="shareable", dns=list(config.dns_servers) or None,
-            dns_search=list(config.dns_searches) or None,
+            network_mode="host" if config.host_network else "none", ipc_mode="shareable",
+            dns=list(config.dns_servers) or None, dns_search=list(config.dns_searches) or None,
+            dns_opt=list(config.dns_options) or None,
         )
         name = f"flt_{config.namespace}_{config.name}_{config.uid[:8]}_pause_{secrets.token_hex(3)}"
         created = await self._call(
             "create sandbox", self._api.create_container, image=PAUSE_IMAGE, name=name,
-            hostname=config.hostname[:63], labels=labels, host_config=host_config,
+            hostname=None if config.host_network else config.hostname[:63], labels=labels, host_config=host_config,
         )
         cid: str = created["Id"]
         try:

@@ -67,6 +67,9 @@ class PodSandboxConfig:
     hosts_path: str = ""
     dns_servers: tuple[str, ...] = ()
     dns_searches: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    # The host's network namespace instead of a pod one (spec.hostNetwork).
+    host_network: bool = False
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ class AgentHost:
         self.manager = PodManager(self.runtime, self.network, self.api, node_name=self.node,
                                   root_dir=str(self.state_dir / "pods"), host_ip="192.0.2.10", relist_period_s=0.5,
                                   volume_resync_s=1.0, backoff_initial_s=2.0, backoff_max_s=8.0,
-                                  registry_configured=bool(self.runtime.registry))
+                                  registry_configured=bool(self.runtime.registry), cluster_dns=("10.96.0.10",))
         self.server = AgentServer(self.manager, self.runtime, host="127.0.0.1", port=0, read_only_port=0)
         ready, served = asyncio.Event(), asyncio.Event()
         self.tasks = [asyncio.create_task(self.manager.run(ready=ready)),

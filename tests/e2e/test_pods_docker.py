@@ -77,6 +77,9 @@ async def test_two_container_pod_logs_exec_volumes_restart_and_bad_image(tmp_pat
         assert out == b"web\n" and status["status"] == "Success"
         out, _, _ = await host.exec(pod, "web", ["sh", "-c", "echo $GREETING $PASSWORD $POD_NAME $POD_IP"])
         assert out.decode().split() == ["hello", "s3cret", "web", st.pod_ip]
+        out, _, _ = await host.exec(pod, "web", ["cat", "/etc/resolv.conf"])
+        assert b"nameserver 10.96.0.10" in out and b"search default.svc.cluster.local svc.cluster.local" in out
+        assert b"ndots:5" in out
         out, _, _ = await host.exec(pod, "web", ["cat", "/etc/sec/password", "/etc/hosts"])
         assert out.startswith(b"s3cret") and f"{st.pod_ip}\tweb".encode() in out
         out, err, status = await host.exec(pod, "web", ["sh", "-c", "echo out; echo err >&2; exit 3"],

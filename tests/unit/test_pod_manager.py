@@ -317,3 +317,15 @@ async def test_startup_probe_gates_then_kills_past_threshold(tmp_path: Path) -> 
         await eventually(lambda: cstatus(env, pod, "web").restart_count == 2 or
                          cstatus(env, pod, "web").state.waiting.reason == "CrashLoopBackOff",
                          what="killed by the startup probe")
+
+
+async def test_host_network_pod_uses_the_node_address(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(hostNetwork=True)
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        assert status(env, pod).pod_ip == "192.168.0.1" and not env.network.setup_calls
+        sandbox = next(iter(env.runtime.sandboxes.values()))
+        assert sandbox.config.host_network
+        app = env.runtime.running("app")[0]
+        assert all(m.container_path != "/etc/hosts" for m in env.runtime.containers[app.id].config.mounts)
