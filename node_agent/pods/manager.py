@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 from master.client.clock import Clock, RealClock
 from node_agent.network.interface import PodNetwork
@@ -27,6 +28,12 @@ from node_agent.runtime.interface import LABEL_NODE, LABEL_POD_UID, ContainerRun
 from protos.core.v1 import core_pb2
 
 log = logging.getLogger(__name__)
+
+
+class EventSink(Protocol):
+    """What master.client.events.EventRecorder offers; event() only enqueues."""
+
+    def event(self, obj: Any, type_: str, reason: str, message: str) -> None: ...
 
 
 class PodManager:
@@ -48,6 +55,7 @@ class PodManager:
         registry_configured: bool = False,
         cluster_dns: tuple[str, ...] = (),
         cluster_domain: str = "cluster.local",
+        events: EventSink | None = None,
     ) -> None:
         self.runtime = runtime
         self.network = network
@@ -64,6 +72,8 @@ class PodManager:
         # Pods' resolv.conf: the cluster DNS service address(es); empty = the node's resolver.
         self.cluster_dns = tuple(cluster_dns)
         self.cluster_domain = cluster_domain
+        # Where Events go (master.client.events.EventRecorder, component "kubelet"); None: nowhere.
+        self.events = events
         self.workers: dict[str, PodWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._pending: dict[str, Pod] = {}

@@ -26,6 +26,7 @@ from node_agent.pods.actions import (
     compute_pod_actions,
     container_hash,
     grace_seconds,
+    pod_ref,
 )
 from node_agent.pods.backoff import next_backoff
 from node_agent.pods.env import (
@@ -111,6 +112,7 @@ class PodWorker:
         self.finished = False
         self._startup_thresholds: dict[str, int] = {}
         self._last_observed = ObservedPod()
+        self._backoff_told: dict[str, str] = {}
 
     # ------------------------------------------------------------------ control
     def update(self, pod: core_pb2.Pod) -> None:
@@ -195,6 +197,14 @@ class PodWorker:
             if self.fresh_failures:
                 observed = await self.observe()
                 break
+        for w in plan.waits:
+            if w.reason == "CrashLoopBackOff" and self._backoff_told.get(w.name) != w.message:
+                self._backoff_told[w.name] = w.message
+                self._event("Warning", "BackOff", f"Back-off restarting failed container {w.name} in pod "
+                                                  f"{pod_ref(self.pod)}")
+            elif w.reason == "ImagePullBackOff" and self._backoff_told.get(w.name) != str(w.remaining_s):
+                self._backoff_told[w.name] = str(w.remaining_s)
+                self._event("Normal", "BackOff", w.message)
         if plan.finished and not self.finished:
             self.finished = True
             await self.m.network.teardown_pod(pod_uid=self.uid)
@@ -247,6 +257,7 @@ class PodWorker:
             await asyncio.gather(*(rt.stop_container(k.id, k.grace_s) for k in plan.kill))
             for k in plan.kill:
                 log.info("pod %s: killed container %s (%s)", self.pod.metadata.name, k.name, k.reason)
+                self._event("Normal", "Killing", self._kill_message(k.id, k.name, k.reason))
                 self._forget_probes(k.id)
         for sid in plan.kill_sandboxes:
             await rt.stop_pod_sandbox(sid)
@@ -343,6 +354,24 @@ class PodWorker:
         self.start_failures[name] = StartFailure(reason, message, entry)
         self.fresh_failures.add(name)
         log.info("pod %s: container %s: %s: %s", self.pod.metadata.name, name, reason, message)
+        if reason == "ErrImagePull":
+            self._event("Warning", "Failed", message)
+        self._event("Warning", "Failed", f"Error: {reason}" if reason.startswith("ErrImage") else f"Error: {message}")
+
+    def _kill_message(self, cid: str, name: str, reason: str) -> str:
+        if reason != "Unhealthy":
+            return f"Stopping container {name}"
+        startup = self.probe_states.get((cid, STARTUP))
+        which = "startup" if startup is not None and not startup.result else "liveness"
+        return f"Container {name} failed {which} probe, will be restarted"
+
+    def _event(self, type_: str, reason: str, message: str) -> None:
+        """Tell people (kubectl describe) what happened; never fails the sync."""
+        if self.m.events is not None:
+            try:
+                self.m.events.event(self.pod, type_, reason, message)
+            except Exception:  # advice only
+                log.debug("event dropped", exc_info=True)
 
     async def _ensure_image(self, spec: Any) -> bool:
         rt, image = self.m.runtime, spec.image
@@ -355,7 +384,10 @@ class PodWorker:
                 return False
             return True
         if present is not None and policy == "IfNotPresent":
+            self._event("Normal", "Pulled", f'Container image "{image}" already present on machine')
             return True
+        self._event("Normal", "Pulling", f'Pulling image "{image}"')
+        started = self.m.clock.now()
         try:
             await rt.pull_image(image)
         except errors.RuntimeError_ as exc:
@@ -363,6 +395,7 @@ class PodWorker:
                 return True  # Always, but no registry to ask: the local image is all there is
             self._fail(spec.name, "ErrImagePull", f'Failed to pull image "{image}": {exc}')
             return False
+        self._event("Normal", "Pulled", f'Successfully pulled image "{image}" in {self.m.clock.now() - started:.3f}s')
         return True
 
     async def start_container(self, step: StartContainer) -> None:
@@ -402,12 +435,14 @@ class PodWorker:
         except errors.ContainerConfigError as exc:
             self._fail(step.name, "CreateContainerError", str(exc))
             return
+        self._event("Normal", "Created", f"Created container {step.name}")
         try:
             await rt.start_container(cid)
         except errors.ContainerConfigError as exc:
             await rt.remove_container(cid)
             self._fail(step.name, "RunContainerError", str(exc))
             return
+        self._event("Normal", "Started", f"Started container {step.name}")
         self.start_failures.pop(step.name, None)
         if step.backoff_ran_s is not None:
             key = f"{self.uid}/{step.name}"
@@ -467,6 +502,9 @@ class PodWorker:
             if key not in self.probe_states:
                 return
             self.probe_states[key] = state
+            if not state.result:
+                detail = f": {state.last_message}" if state.last_message else ""
+                self._event("Warning", "Unhealthy", f"{kind.capitalize()} probe failed{detail}")
             self.wake.set()
 
         elapsed = 0.0

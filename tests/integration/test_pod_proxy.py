@@ -19,6 +19,7 @@ from google.protobuf import json_format
 
 from deploy.etcd_cluster import EtcdCluster
 from master.client.client import Client
+from master.client.events import EventRecorder
 from master.kubeconfig import write_kubeconfig
 from node_agent.network.fake import FakePodNetwork
 from node_agent.pods.api import ClientNodeAPI
@@ -61,11 +62,14 @@ async def setup(etcd_cluster: EtcdCluster, tmp_path: Path) -> AsyncIterator[Setu
     async with in_process_master(etcd_cluster.endpoints) as m:
         client = await Client.connect(m.grpc_target)
         runtime = FakeRuntime()
+        events = EventRecorder(client, "kubelet", host=NODE)
         manager = PodManager(runtime, FakePodNetwork(), ClientNodeAPI(client), node_name=NODE,
-                             root_dir=str(tmp_path / "agent"), host_ip="127.0.0.1", relist_period_s=0.2)
+                             root_dir=str(tmp_path / "agent"), host_ip="127.0.0.1", relist_period_s=0.2,
+                             events=events)
         server = AgentServer(manager, runtime, host="127.0.0.1", port=0, read_only_port=0)
         ready, served = asyncio.Event(), asyncio.Event()
-        tasks = [asyncio.create_task(manager.run(ready=ready)), asyncio.create_task(server.run(ready=served))]
+        tasks = [asyncio.create_task(manager.run(ready=ready)), asyncio.create_task(server.run(ready=served)),
+                 asyncio.create_task(events.run())]
         try:
             await asyncio.wait_for(asyncio.gather(ready.wait(), served.wait()), 30)
             node = _msg(core_pb2.Node, {"metadata": {"name": NODE}})
@@ -128,6 +132,9 @@ async def test_kubectl_logs_and_exec_through_the_master(setup: Setup) -> None:
     assert got["status"]["phase"] == "Running" and got["status"]["podIP"].startswith("10.244.0.")
     ready = next(c for c in got["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
+    # The agent's Events, as kubectl describe shows them.
+    described = await s.akube("describe", "pod", "talker")
+    assert "Started container app" in described.stdout and "kubelet" in described.stdout, described.stdout
 
 
 async def test_proxy_errors_are_statuses(setup: Setup) -> None:

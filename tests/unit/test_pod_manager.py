@@ -25,8 +25,20 @@ from protos.core.v1 import core_pb2
 from tests.unit.pod_fixtures import make_pod
 
 
+class FakeEvents:
+    def __init__(self) -> None:
+        self.got: list[tuple[str, str, str, str]] = []  # (pod name, type, reason, message)
+
+    def event(self, obj: object, type_: str, reason: str, message: str) -> None:
+        self.got.append((obj.metadata.name, type_, reason, message))  # type: ignore[attr-defined]
+
+    def reasons(self, pod: str) -> list[str]:
+        return [r for p, _, r, _ in self.got if p == pod]
+
+
 @dataclass
 class Env:
+    events: FakeEvents
     clock: FakeClock
     runtime: FakeRuntime
     network: FakePodNetwork
@@ -50,13 +62,14 @@ async def running(tmp_path: Path, *, runtime: FakeRuntime | None = None, network
     runtime = runtime or FakeRuntime(clock=clock)
     network = network or FakePodNetwork()
     api = api or FakeNodeAPI()
+    events = FakeEvents()
     m = PodManager(runtime, network, api, node_name="node-1", clock=clock, root_dir=str(tmp_path),
-                   host_ip="192.168.0.1", relist_period_s=1.0, volume_resync_s=5.0)
+                   host_ip="192.168.0.1", relist_period_s=1.0, volume_resync_s=5.0, events=events)
     ready = asyncio.Event()
     task = asyncio.create_task(m.run(ready=ready))
     await asyncio.wait_for(ready.wait(), 5)
     try:
-        yield Env(clock, runtime, network, api, m, tmp_path)
+        yield Env(events, clock, runtime, network, api, m, tmp_path)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -119,6 +132,10 @@ async def test_crash_restart_then_backoff(tmp_path: Path) -> None:
         assert msg == f"back-off 10s restarting failed container=web pod=p_default({pod.metadata.uid})"
         await tick(env, 10.5)
         await eventually(lambda: cstatus(env, pod, "web").restart_count == 2, what="restart 2")
+        reasons = env.events.reasons("p")
+        assert reasons[:3] == ["Pulled", "Created", "Started"] and "BackOff" in reasons
+        assert (f"Back-off restarting failed container web in pod p_default({pod.metadata.uid})"
+                in [m for _, _, _, m in env.events.got])
 
 
 async def test_restart_policies(tmp_path: Path) -> None:
@@ -156,6 +173,7 @@ async def test_bad_image_fails_alone(tmp_path: Path) -> None:
         await tick(env)
         await eventually(lambda: cstatus(env, bad, "web").state.waiting.reason == "ImagePullBackOff")
         assert cstatus(env, bad, "web").state.waiting.message == 'Back-off pulling image "nosuch/image:1"'
+        assert {"Pulling", "Failed", "BackOff"} <= set(env.events.reasons("bad"))
         await eventually(lambda: status(env, good).phase == "Running")
         assert status(env, bad).phase == "Pending"
 
@@ -220,6 +238,9 @@ async def test_liveness_failure_restarts(tmp_path: Path) -> None:
         for _ in range(4):
             await tick(env)
         await eventually(lambda: cstatus(env, pod, "web").restart_count == 1, what="liveness restart")
+        msgs = [m for _, _, _, m in env.events.got]
+        assert "Liveness probe failed: unhealthy" in msgs
+        assert "Container web failed liveness probe, will be restarted" in msgs
 
 
 async def test_readiness_flips(tmp_path: Path) -> None:
