@@ -12,7 +12,8 @@ a failed `up`):
 4. one `flotilla-agent` per host namespace, started with
    `nsenter --net=/var/run/netns/<host>` (not `ip netns exec`, which hides
    cgroup v1 mounts — LAB-NOTES), against the master's gRPC port on the root
-   leg's address; then it waits until every Node is Ready.
+   leg's address, and beside it a `flotilla-proxy` once the proxy is built
+   (`--proxy auto`); then it waits until every Node is Ready.
 
 Why the master runs in the root namespace rather than on a host namespace
 of its own: kubectl, flotctl and `flotctl etcd status` in the machine's shell
@@ -64,6 +65,7 @@ class LabConfig:
     etcd_base_port: int = 2379
     runtime: str = "docker"
     heartbeat_period_s: int = 10
+    proxy: str = "auto"  # auto: start flotilla-proxy per host when it is built; on; off
     ready_timeout_s: float = 90.0
 
 
@@ -73,6 +75,7 @@ class LabState:
     subnet: str = ""
     nodes: list[str] = field(default_factory=list)
     agents: dict[str, int] = field(default_factory=dict)
+    proxies: dict[str, int] = field(default_factory=dict)
     master_pid: int = 0
     rest_port: int = 0
     grpc_port: int = 0
@@ -234,6 +237,8 @@ def _up_hosts(cfg: LabConfig, state: LabState, names: list[str], say: Say) -> in
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         state.agents[host.name] = proc.pid  # nsenter execs the agent: same PID
         state.save(lab_dir)
+    if cfg.proxy == "on" or (cfg.proxy == "auto" and proxy_built()):
+        _up_proxies(cfg, state, plan, names, master, say)
     say(f"waiting for {len(names)} node(s) to be Ready")
     deadline = time.monotonic() + cfg.ready_timeout_s
     pending = list(names)
@@ -252,6 +257,31 @@ def _up_hosts(cfg: LabConfig, state: LabState, names: list[str], say: Say) -> in
     for n in names:
         say(f"node {n}: Ready")
     return 0
+
+
+def proxy_built() -> bool:
+    """netproxy.main is the real proxy (it has a parser), not the placeholder."""
+    try:
+        import netproxy.main as proxy_main
+    except ImportError:
+        return False
+    return hasattr(proxy_main, "parse_args")
+
+
+def _up_proxies(cfg: LabConfig, state: LabState, plan: LabNetPlan, names: list[str], master: str,
+                say: Say) -> None:
+    for host in plan.hosts:
+        if host.name not in names or _alive(state.proxies.get(host.name, 0), b"netproxy.main"):
+            continue
+        log_path = cfg.lab_dir / "agents" / f"{host.name}-proxy.log"
+        say(f"proxy {host.name}: in {host.netns} (log {log_path})")
+        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+        cmd = netns_exec(host.netns, sys.executable, "-m", "netproxy.main", "--master", master,
+                         "--hostname-override", host.name, "--cluster-cidr", "10.244.0.0/16",
+                         "--iptables-backend", "legacy")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        state.proxies[host.name] = proc.pid
+        state.save(cfg.lab_dir)
 
 
 # ---- down ---------------------------------------------------------------------------
@@ -283,6 +313,9 @@ def remove_lab_containers(nodes: list[str]) -> list[str]:
 
 def down(lab_dir: Path, say: Say) -> int:
     state = LabState.load(lab_dir)
+    for name, pid in sorted(state.proxies.items()):
+        if _stop(pid, b"netproxy.main"):
+            say(f"proxy {name}: stopped pid {pid}")
     for name, pid in sorted(state.agents.items()):
         if _stop(pid, b"node_agent.main"):
             say(f"agent {name}: stopped pid {pid}")
@@ -333,8 +366,15 @@ def status(lab_dir: Path, say: Say) -> int:
             alive = _alive(apid, b"node_agent.main")
             nready = ready and node_ready(rest, host.name)
             ok = ok and ns_ok and alive and nready
+            proxy = ""
+            if host.name in state.proxies:
+                ppid = state.proxies[host.name]
+                palive = _alive(ppid, b"netproxy.main")
+                ok = ok and palive
+                proxy = f", proxy {'pid ' + str(ppid) if palive else 'NOT running'}"
             say(f"host {host.name}: netns {host.netns} {'present' if ns_ok else 'MISSING'}, {host.address}, "
-                f"agent {'pid ' + str(apid) if alive else 'NOT running'}, node {'Ready' if nready else 'NOT Ready'}")
+                f"agent {'pid ' + str(apid) if alive else 'NOT running'}{proxy}, "
+                f"node {'Ready' if nready else 'NOT Ready'}")
     if (lab_dir / "etcd").exists():
         return _etcd(lab_dir, "status") or (0 if ok else 1)
     say("etcd: not started")

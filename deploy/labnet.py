@@ -6,7 +6,8 @@ Owns the lab's L2 topology and nothing above it:
   drop bridged frames there — LAB-NOTES);
 * one namespace per host (`<lab>-<host>`), its `eth0` a veth into the switch,
   an address on the lab subnet, lo up, ip_forward=1 (a new namespace does not
-  inherit it reliably — LAB-NOTES);
+  inherit it reliably — LAB-NOTES), and a route for the service CIDR on eth0
+  (ClusterIPs need a route before DNAT);
 * a leg from the root namespace into the switch (`<lab-id>r`, the subnet's
   .254), so kubectl and flotctl in the machine's shell reach the master's
   address on the lab subnet.
@@ -50,6 +51,7 @@ class LabNetPlan:
     root_leg: str
     root_address: str
     hosts: tuple[LabHost, ...]
+    service_cidr: str = "10.96.0.0/12"
 
     @property
     def prefixlen(self) -> int:
@@ -142,6 +144,9 @@ def _create_host(plan: LabNetPlan, host: LabHost) -> None:
             h.addr("add", index=eth, address=host.address, prefixlen=plan.prefixlen)
         h.link("set", index=eth, state="up")
         _up_lo(h)
+        # A host namespace has no default route, and a ClusterIP needs some route
+        # before NAT can rewrite it (ENETUNREACH otherwise — LAB-NOTES).
+        h.route("replace", dst=plan.service_cidr, oif=eth)
     _sysctl_in(host.netns, "net.ipv4.ip_forward", "1")
 
 

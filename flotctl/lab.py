@@ -35,6 +35,8 @@ def add_commands(sub: Any) -> None:
     up.add_argument("--grpc-port", type=int, default=6444)
     up.add_argument("--etcd-base-port", type=int, default=ETCD_BASE_PORT,
                     help="first etcd client port; members use base, base+10, base+20")
+    up.add_argument("--proxy", choices=("auto", "on", "off"), default="auto",
+                    help="a flotilla-proxy per host (auto: when the proxy is built)")
     up.add_argument("--ready-timeout-s", type=float, default=90.0)
     up.set_defaults(fn=cmd_up)
     lab_sub.add_parser("down", help="remove everything the lab made").set_defaults(fn=cmd_down)
@@ -49,7 +51,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     cfg = lab.LabConfig(lab_dir=LAB_DIR, nodes=args.nodes, lab_id=args.lab_id, subnet=args.subnet,
                         node_prefix=args.node_prefix, rest_port=args.rest_port, grpc_port=args.grpc_port,
                         etcd_base_port=args.etcd_base_port, runtime=args.runtime,
-                        ready_timeout_s=args.ready_timeout_s)
+                        ready_timeout_s=args.ready_timeout_s, proxy=args.proxy)
     return lab.up(cfg, _step)
 
 

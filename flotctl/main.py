@@ -4,6 +4,7 @@
     flotctl config [view|path]      the kubeconfig flotctl and kubectl use
     flotctl etcd status             every etcd member: leader, revision, size, health
     flotctl lab up|down|status      the local lab (etcd + master on this machine)
+    flotctl explain pod/NAME [-n NS] the scheduler's decision for a pod, node by node
 
 It talks to the master's REST API (the kubeconfig's server) and to etcd's
 JSON gateway; it never imports the master's internals.
@@ -22,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from flotctl import lab
+from flotctl import explain, lab
 
 VERSION = "0.1.0"
 DEFAULT_KUBECONFIG = Path.home() / ".flotilla" / "kubeconfig"
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--etcd-endpoints", default=os.environ.get("FLOTILLA_ETCD", DEFAULT_ETCD))
     st.set_defaults(fn=cmd_etcd_status)
     lab.add_commands(sub)
+    explain.add_commands(sub)
     return p
 
 

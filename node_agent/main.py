@@ -136,6 +136,7 @@ async def run(args: argparse.Namespace) -> None:
         network = _network(args, resp, state_dir)
         if isinstance(network, BridgeNetwork):
             await network.ensure()
+            await _release_unclaimed(network, runtime, args.node_name)
         manager = _pod_manager(args, runtime, network, api, state_dir)
         factory = InformerFactory(api.client.lister_watcher)
         period = args.heartbeat_period_s or float(resp.heartbeat_period_seconds or 10)
@@ -173,6 +174,15 @@ def _network(args: argparse.Namespace, resp: Any, state_dir: Path) -> Any:
                                       cluster_cidr=resp.cluster_cidr or "10.244.0.0/16",
                                       bridge_name=args.bridge_name, masquerade=not args.no_masquerade,
                                       iptables=args.iptables))
+
+
+async def _release_unclaimed(network: BridgeNetwork, runtime: Any, node_name: str) -> None:
+    from node_agent.runtime.interface import LABEL_NODE, LABEL_POD_UID
+
+    sandboxes = await runtime.list_pod_sandboxes({LABEL_NODE: node_name})
+    released = await network.release_unclaimed({s.labels.get(LABEL_POD_UID, "") for s in sandboxes})
+    if released:
+        log.info("released addresses of pods without a sandbox", extra={"pods": released})
 
 
 def _pod_manager(args: argparse.Namespace, runtime: Any, network: Any, api: Any, state_dir: Path) -> Any:

@@ -201,10 +201,17 @@ class Client:
         return _unpack(response, cls) if response.Is(cls.DESCRIPTOR) else None
 
     async def bind(
-        self, namespace: str, pod_name: str, *, node_name: str, dry_run: bool = False
+        self, namespace: str, pod_name: str, *, node_name: str, dry_run: bool = False,
+        annotations: Mapping[str, str] | None = None,
     ) -> None:
-        """Bind a pod to a node (POST pods/<name>/binding with a Binding)."""
+        """Bind a pod to a node (POST pods/<name>/binding with a Binding).
+
+        `annotations` ride on the Binding's metadata; the apiserver copies
+        them onto the pod, as Kubernetes' binding subresource does.
+        """
         binding = _binding(namespace, pod_name, node_name)
+        for key, value in (annotations or {}).items():
+            binding.metadata.annotations[key] = value
         pods = self.kinds[POD]
         request = objects_pb2.CreateRequest(
             ref=objects_pb2.ResourceRef(group=pods.group, resource=pods.resource, namespace=namespace),

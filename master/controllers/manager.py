@@ -32,6 +32,21 @@ ControllerFactory = Callable[[ControllerContext], Controller]
 def _registry() -> dict[str, ControllerFactory]:
     """name -> controller class. Imported lazily so each module stays optional."""
     controllers: dict[str, ControllerFactory] = {}
+    from master.controllers.cronjob import CronJobController
+    from master.controllers.daemonset import DaemonSetController
+    from master.controllers.job import JobController
+    from master.controllers.statefulset import StatefulSetController
+    controllers["daemonset"] = DaemonSetController
+    controllers["statefulset"] = StatefulSetController
+    controllers["job"] = JobController
+    controllers["cronjob"] = CronJobController
+    from master.controllers.deployment import DeploymentController
+    from master.controllers.replicaset import ReplicaSetController
+    from master.controllers.replicationcontroller import ReplicationControllerController
+
+    controllers[ReplicaSetController.name] = ReplicaSetController
+    controllers[ReplicationControllerController.name] = ReplicationControllerController
+    controllers[DeploymentController.name] = DeploymentController
     return controllers
 
 

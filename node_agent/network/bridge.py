@@ -44,7 +44,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError as _PyNetlinkError
@@ -55,7 +55,6 @@ from node_agent.network.ipam import HostLocalIPAM, gateway_ip
 from node_agent.network.routes import ROUTE_PROTO, RoutePlan, plan_routes
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 POD_IFNAME = "eth0"
 
 
@@ -115,6 +114,16 @@ class BridgeNetwork:
         """Make our routes equal `desired` (pod CIDR -> node address); returns what changed."""
         async with self._lock:
             return await asyncio.to_thread(self._sync_routes, dict(desired))
+
+    async def release_unclaimed(self, keep_uids: set[str]) -> list[str]:
+        """At agent start, before any pod is set up: free the addresses (and veths)
+        of pods that have no sandbox any more (removed while the agent was down),
+        so a lost teardown never leaks an address. Returns the uids released."""
+        async with self._lock:
+            gone = [uid for uid in self.ipam.allocations() if uid not in keep_uids]
+            for uid in gone:
+                await asyncio.to_thread(self._teardown_pod, uid)
+            return gone
 
     async def remove(self) -> None:
         """Delete the bridge, our routes and the masquerade rule (uninstall / tests).
@@ -176,6 +185,11 @@ class BridgeNetwork:
     def _setup_pod(self, pod_uid: str, netns_path: str, who: str) -> str:
         if not os.path.exists(netns_path):
             raise NetworkError(f"pod {who}: sandbox network namespace {netns_path} does not exist")
+        host_ns = f"/var/run/netns/{self.config.host_netns}" if self.config.host_netns else "/proc/self/ns/net"
+        if _ns_id(netns_path) == _ns_id(host_ns):
+            # A sandbox that has not (yet) got a namespace of its own: plumbing it
+            # would put eth0 and a default route into the host itself.
+            raise NetworkError(f"pod {who}: {netns_path} is the host's own network namespace, not a sandbox's")
         ip = self.ipam.allocate(pod_uid)
         veth = host_veth_name(pod_uid)
         cfg = self.config
@@ -222,8 +236,9 @@ class BridgeNetwork:
             addrs = {a.get_attr("IFA_ADDRESS") for a in sb.get_addr(index=eth[0], family=2)}
             if ip not in addrs:
                 return False
-            # A live veth pair whose pod end carries our address: same pair.
-            return True
+            # The two ends must be one pair: eth0's peer is our host veth.
+            peer = sb.get_links(eth[0])[0].get_attr("IFLA_LINK")
+            return bool(peer == links[0]["index"])
 
     def _teardown_pod(self, pod_uid: str) -> None:
         veth = host_veth_name(pod_uid)
@@ -274,6 +289,11 @@ class BridgeNetwork:
         if self.config.masquerade:
             masq.remove_masquerade(chain=self.config.masquerade_chain, iptables=self.config.iptables,
                                          prefix=self._prefix())
+
+
+def _ns_id(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -1,6 +1,6 @@
 """Masquerade for pod traffic leaving the cluster CIDR (DESIGN 8).
 
-Owns: the agent's nat chain FLOTILLA-POD-MASQ (name configurable) and the one
+Owns: the agent's nat chain FLOTAGENT-POD-MASQ (name configurable) and the one
 jump to it from nat POSTROUTING. `render_masquerade` is pure (the rule text
 for one `iptables-restore --noflush`, which re-declares and so flushes only
 our chain); `apply_masquerade` / `remove_masquerade` run the commands.
@@ -9,6 +9,10 @@ Backend: iptables-legacy, the one the service proxy uses too (LAB-NOTES:
 nft grows superlinearly with chains; one backend per host, DESIGN 9). Mixing
 backends on a host would split the rules across two tables nobody sees
 together, so the binary is one setting (`iptables`), not a guess.
+
+The chain name deliberately does not start with "FLOTILLA-": that prefix is
+the service proxy's, whose cleanup and stale-chain removal take every chain
+carrying it.
 
 Must not: touch other chains' rules, or the filter table.
 """
@@ -20,7 +24,7 @@ from collections.abc import Sequence
 
 from node_agent.network.errors import IptablesError
 
-DEFAULT_CHAIN = "FLOTILLA-POD-MASQ"
+DEFAULT_CHAIN = "FLOTAGENT-POD-MASQ"
 COMMENT = "flotilla: masquerade pod traffic leaving the cluster CIDR"
 
 

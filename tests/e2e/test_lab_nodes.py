@@ -6,7 +6,8 @@ host-gw routes between them; a two-container pod (busybox httpd + a sidecar
 that fetches from it on localhost) pinned to node 1 by spec.nodeName goes
 Running with an IP from node 1's /24; a pod on node 2 and every host
 namespace reach it by pod IP; SIGTERM to an agent leaves its pods running
-and a restarted agent keeps their containers and IP; `flotctl lab down` leaves no namespace,
+and a restarted agent keeps their containers and IP; a node leaving takes
+its route away and re-joining keeps its /24; `flotctl lab down` leaves no namespace,
 root-namespace veth, container or process of the lab.
 
 Unique lab id, node names, subnet and ports: it never touches another lab.
@@ -90,6 +91,22 @@ def _exec(api: docker.APIClient, container: str, cmd: list[str]) -> tuple[int, s
     return int(api.exec_inspect(ex["Id"])["ExitCode"]), out
 
 
+def _stop_pid(pid: int) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{pid}").exists() and b"zombie" not in Path(f"/proc/{pid}/status").read_bytes():
+        assert time.monotonic() < deadline, f"agent {pid} did not exit on SIGTERM"
+        time.sleep(0.1)
+
+
+def _wait_route(netns: str, text: str, *, present: bool, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (text in _in_ns(netns, "ip", "route").stdout) != present:
+        assert time.monotonic() < deadline, f"{netns}: route {text!r} present={not present}: " + \
+            _in_ns(netns, "ip", "route").stdout
+        time.sleep(0.3)
+
+
 def _leftovers(lab_id: str, lab_dir: Path, nodes: list[str], api: docker.APIClient) -> list[str]:
     left = [f"netns {p.name}" for p in Path("/var/run/netns").iterdir() if p.name.startswith(lab_id + "-")]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
@@ -141,10 +158,7 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         assert len(set(cidrs.values())) == 3
         # host-gw: node 1 routes node 2's /24 via node 2's address.
         addr2 = [a["address"] for a in node_objs[nodes[1]]["status"]["addresses"] if a["type"] == "InternalIP"][0]
-        deadline = time.monotonic() + 30
-        while cidrs[nodes[1]] + " via " + addr2 not in _in_ns(f"{lab_id}-{nodes[0]}", "ip", "route").stdout:
-            assert time.monotonic() < deadline, _in_ns(f"{lab_id}-{nodes[0]}", "ip", "route").stdout
-            time.sleep(0.5)
+        _wait_route(f"{lab_id}-{nodes[0]}", f"{cidrs[nodes[1]]} via {addr2}", present=True)
 
         web = _pod("web", nodes[0], [
             {"name": "http", "image": TEST_IMAGE, "imagePullPolicy": "Never",
@@ -189,12 +203,7 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         # SIGTERM to node 1's agent leaves its pods running; `lab up` again restarts
         # the agent, which keeps the same containers and the same pod IP.
         ids_before = sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"}))
-        agent_pid = json.loads((lab_dir / "state.json").read_text())["agents"][nodes[0]]
-        os.kill(agent_pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while Path(f"/proc/{agent_pid}").exists() and b"zombie" not in Path(f"/proc/{agent_pid}/status").read_bytes():
-            assert time.monotonic() < deadline, "agent did not exit on SIGTERM"
-            time.sleep(0.1)
+        _stop_pid(json.loads((lab_dir / "state.json").read_text())["agents"][nodes[0]])
         assert sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"})) == ids_before
         again = _run(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
                                 "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
@@ -205,6 +214,20 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         assert _wait_running(rest, "web")["status"]["podIP"] == ip
         assert sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"})) == ids_before
         assert "flotilla test image" in _fetch_from(f"{lab_id}-{nodes[1]}", ip)
+
+        # A node leaving (agent stopped, Node deleted) takes its route away on the
+        # other hosts; it joins again with the same /24 and the route comes back.
+        state = json.loads((lab_dir / "state.json").read_text())
+        _stop_pid(state["agents"][nodes[2]])
+        _api(rest, "DELETE", f"/api/v1/nodes/{nodes[2]}")
+        route3 = f"{cidrs[nodes[2]]} via "
+        _wait_route(f"{lab_id}-{nodes[0]}", route3, present=False)
+        again = _run(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
+                                "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
+                                "--rest-port", str(rest), "--grpc-port", str(grpc_port)], env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert _api(rest, "GET", f"/api/v1/nodes/{nodes[2]}")["spec"]["podCIDR"] == cidrs[nodes[2]]
+        _wait_route(f"{lab_id}-{nodes[0]}", route3, present=True)
     finally:
         down = _run(flotctl + ["lab", "down"], env)
         left = _leftovers(lab_id, lab_dir, nodes, api)

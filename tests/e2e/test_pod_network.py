@@ -11,7 +11,9 @@ veth; routes follow Nodes leaving. Everything is removed even on failure.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 
 from deploy.labnet import NETNS_DIR, LabNetPlan, create_lab_net, destroy_lab_net, plan_lab_hosts
 from node_agent.network.bridge import BridgeConfig, BridgeNetwork, host_veth_name
+from node_agent.network.errors import NetworkError
 
 
 def _ping(netns: str, ip: str) -> bool:
@@ -72,13 +75,23 @@ async def test_pods_reach_each_other_across_hosts(lab: LabNetPlan, tmp_path: Pat
                                                  netns_path=str(NETNS_DIR / sb))
             assert ip.startswith(f"10.244.{i + 1}.") and not ip.endswith(".1")
             pods[uid] = (sb, ip)
+        # The host's own namespace is never plumbed as if it were a sandbox.
+        with pytest.raises(NetworkError, match="host's own"):
+            await nets["n1"].setup_pod(pod_uid="x", namespace="default", name="bad",
+                                       netns_path=str(NETNS_DIR / lab.hosts[0].netns))
+        assert nets["n1"].pod_ip("x") is None
         # A sandbox held by a process, addressed the way the runtime hands it over.
         holder = subprocess.Popen(["unshare", "--net", "sleep", "300"])
         proc_path = f"/proc/{holder.pid}/ns/net"
-        for _ in range(50):
-            if Path(proc_path).resolve() != Path("/proc/self/ns/net").resolve():
-                break
-            subprocess.run(["sleep", "0.05"])
+        for _ in range(200):  # until unshare has switched namespaces
+            try:
+                if os.readlink(proc_path) != os.readlink("/proc/self/ns/net"):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        else:
+            raise AssertionError("unshare --net did not enter a new namespace")
         uid_proc = str(uuid.uuid4())
         ip_proc = await nets["n2"].setup_pod(pod_uid=uid_proc, namespace="default", name="held", netns_path=proc_path)
         assert ip_proc.startswith("10.244.2.")
@@ -91,6 +104,14 @@ async def test_pods_reach_each_other_across_hosts(lab: LabNetPlan, tmp_path: Pat
             for _, ip in pods.values():
                 assert _ping(host.netns, ip), f"host {host.name} cannot reach {ip}"
 
+        # Leaving the cluster CIDR (to the root namespace's leg, which has no route
+        # back to pods) works only through the masquerade rule.
+        rules = subprocess.run(["nsenter", f"--net={NETNS_DIR / lab.hosts[0].netns}", "iptables-legacy", "-t", "nat",
+                                "-S"], capture_output=True, text=True).stdout
+        assert "-A POSTROUTING" in rules and "-s 10.244.1.0/24 ! -d 10.244.0.0/16" in rules and "MASQUERADE" in rules
+        for sb, _ in pods.values():
+            assert _ping(sb, lab.root_address), f"{sb} cannot leave the cluster CIDR"
+
         # Hairpin on the pod's bridge port.
         out = subprocess.run(["nsenter", f"--net={NETNS_DIR / lab.hosts[0].netns}", "bridge", "-d", "link"],
                              capture_output=True, text=True).stdout
@@ -100,9 +121,17 @@ async def test_pods_reach_each_other_across_hosts(lab: LabNetPlan, tmp_path: Pat
 
         # Idempotent: the same address again, and traffic still flows.
         sb0, ip0 = pods[first_uid]
+
+        def veth_index() -> str:
+            out = subprocess.run(["nsenter", f"--net={NETNS_DIR / lab.hosts[0].netns}", "ip", "-o", "link", "show",
+                                  host_veth_name(first_uid)], capture_output=True, text=True).stdout
+            return out.split(":", 1)[0]
+
+        before = veth_index()
         again = await nets["n1"].setup_pod(pod_uid=first_uid, namespace="default", name="p0",
                                            netns_path=str(NETNS_DIR / sb0))
         assert again == ip0 and _ping(lab.hosts[1].netns, ip0)
+        assert before and veth_index() == before  # left alone, not re-plumbed
 
         # Teardown frees the address and the veth; teardown twice is fine.
         await nets["n1"].teardown_pod(pod_uid=first_uid)
@@ -115,6 +144,13 @@ async def test_pods_reach_each_other_across_hosts(lab: LabNetPlan, tmp_path: Pat
         assert plan.delete == ["10.244.3.0/24"]
         _, ip3 = list(pods.values())[2]
         assert not _ping(lab.hosts[0].netns, ip3)
+        assert _ping(lab.hosts[1].netns, ip3)  # the others still route to it
+
+        # At start, addresses of pods without a sandbox are released; others are kept.
+        n3_uid = list(pods)[2]
+        assert await nets["n3"].release_unclaimed(set()) == [n3_uid]
+        assert nets["n3"].pod_ip(n3_uid) is None
+        assert await nets["n2"].release_unclaimed(set(pods) | {uid_proc}) == []
     finally:
         if holder is not None:
             holder.kill()

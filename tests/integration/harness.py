@@ -67,16 +67,19 @@ class MasterProcess:
 
 
 @contextlib.contextmanager
-def master_process(endpoints: list[str], tmp: Path, *, timeout_s: float = 30) -> Iterator[MasterProcess]:
+def master_process(endpoints: list[str], tmp: Path, *, timeout_s: float = 30, prefix: str = "",
+                   extra_args: tuple[str, ...] = (), name: str = "master") -> Iterator[MasterProcess]:
+    """`prefix` shares one cluster between several masters; `name` keeps their files apart."""
     rest, grpc_port = free_port(), free_port()
-    prefix = f"/test-{uuid.uuid4().hex[:12]}"
-    kubeconfig = tmp / "kubeconfig"
-    log_path = tmp / "master.log"
+    prefix = prefix or f"/test-{uuid.uuid4().hex[:12]}"
+    kubeconfig = tmp / ("kubeconfig" if name == "master" else f"{name}.kubeconfig")
+    log_path = tmp / f"{name}.log"
     log = open(log_path, "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "master.main", "--etcd-endpoints", ",".join(endpoints),
          "--etcd-prefix", prefix, "--bind-address", "127.0.0.1",
-         "--rest-port", str(rest), "--grpc-port", str(grpc_port), "--kubeconfig-out", str(kubeconfig)],
+         "--rest-port", str(rest), "--grpc-port", str(grpc_port), "--kubeconfig-out", str(kubeconfig),
+         *extra_args],
         stdout=log, stderr=log, cwd=REPO,
     )
     m = MasterProcess(proc, rest, grpc_port, kubeconfig, log_path, prefix)

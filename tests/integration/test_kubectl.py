@@ -94,7 +94,9 @@ class Kube:
 def kube(etcd_cluster: EtcdCluster) -> Iterator[Kube]:
     # TemporaryDirectory rather than tmp_path_factory: nothing is left behind.
     with tempfile.TemporaryDirectory(prefix="flotilla-kubectl-") as tmp, \
-            master_process(etcd_cluster.endpoints, Path(tmp)) as m:
+            master_process(etcd_cluster.endpoints, Path(tmp),
+                           # What this module checks is the API alone (see the docstring).
+                           extra_args=("--disable-controllers", "--disable-scheduler")) as m:
         yield Kube(m, Path(tmp), matching_kubectl(m))
 
 

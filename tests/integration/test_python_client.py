@@ -47,7 +47,9 @@ class Clients:
 @pytest.fixture(scope="module")
 def k8s(etcd_cluster: EtcdCluster) -> Iterator[Clients]:
     with tempfile.TemporaryDirectory(prefix="flotilla-pyclient-") as tmp, \
-            master_process(etcd_cluster.endpoints, Path(tmp)) as m:
+            master_process(etcd_cluster.endpoints, Path(tmp),
+                           # The API alone: a live deployment controller would move resourceVersions.
+                           extra_args=("--disable-controllers", "--disable-scheduler")) as m:
         cfg = client.Configuration()
         config.load_kube_config(config_file=str(m.kubeconfig), client_configuration=cfg)
         with client.ApiClient(cfg) as api:

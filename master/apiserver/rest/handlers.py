@@ -374,6 +374,10 @@ async def bind_pod(registry: Registry, namespace: str, name: str, binding: Any, 
         if pod.spec.node_name:
             raise errors.Conflict("pods", name, f"pod {name} is already assigned to node \"{pod.spec.node_name}\"")
         pod.spec.node_name = node
+        # Kubernetes copies the Binding's annotations onto the pod (the
+        # scheduler's explanation travels this way).
+        for key, value in binding.metadata.annotations.items():
+            pod.metadata.annotations[key] = value
         now = registry.now().replace(microsecond=0)
         for c in pod.status.conditions:
             if c.type == "PodScheduled":
