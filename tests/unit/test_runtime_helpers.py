@@ -11,7 +11,7 @@ from google.protobuf import json_format
 
 from master.apiserver import errors
 from master.apiserver.rest.podproxy import agent_address, pick_container
-from node_agent.pods.worker import default_pull_policy
+from node_agent.pods.starting import default_pull_policy
 from node_agent.runtime.docker import has_registry_host, parse_docker_time, pull_source
 from node_agent.runtime.images import PAUSE_INIT, render_rootfs
 from protos.core.v1 import core_pb2
