@@ -117,6 +117,22 @@ async def test_two_container_pod_logs_exec_volumes_restart_and_bad_image(tmp_pat
         assert cs.last_state.terminated.exit_code == 137 and cs.container_id != f"docker://{web_id}"
         assert host.status(pod).pod_ip == st.pod_ip
 
+        # Logs of the instance before (previous), timestamps, limits; clear errors.
+        base = f"http://127.0.0.1:{host.port}/containerLogs/default/web"
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{base}/web?previous=true") as r:
+                assert r.status == 200
+            async with s.get(f"{base}/side?previous=true") as r:
+                assert r.status == 400
+                assert (await r.json())["message"] == 'previous terminated container "side" in pod "web" not found'
+            async with s.get(f"{base}/side?timestamps=true&tailLines=2&sinceSeconds=600") as r:
+                lines = (await r.text()).splitlines()
+                assert len(lines) == 2 and all(line[:4].isdigit() and line[10] == "T" for line in lines)
+            async with s.get(f"{base}/side?limitBytes=5") as r:
+                assert await r.text() == "versi"
+            async with s.get(f"{base}/nosuch") as r:
+                assert r.status == 400 and "is not valid for pod web" in (await r.json())["message"]
+
         # The read-only port.
         assert await http_get(f"http://127.0.0.1:{host.read_only_port}/healthz") == "ok"
         async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{host.read_only_port}/pods") as r:
