@@ -350,3 +350,21 @@ async def test_host_network_pod_uses_the_node_address(tmp_path: Path) -> None:
         assert sandbox.config.host_network
         app = env.runtime.running("app")[0]
         assert all(m.container_path != "/etc/hosts" for m in env.runtime.containers[app.id].config.mounts)
+
+
+async def test_dead_sandbox_means_a_new_one(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=TWO[:1])
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        (old_sb,) = env.runtime.sandboxes
+        old_app = env.runtime.running("web")[0].id
+        env.runtime.kill_sandbox(old_sb)
+        await tick(env)
+        await eventually(lambda: cstatus(env, pod, "web").restart_count == 1
+                         and cstatus(env, pod, "web").state.HasField("running"), what="restart in a new sandbox")
+        assert old_sb not in env.runtime.sandboxes  # the dead one is gone, never restarted
+        (new_sb,) = env.runtime.sandboxes
+        assert env.runtime.containers[env.runtime.running("web")[0].id].sandbox_id == new_sb
+        assert (old_app, 30.0) in env.runtime.stops  # the app in the dead netns was stopped
+        assert len(env.network.setup_calls) == 2
