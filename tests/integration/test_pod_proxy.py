@@ -47,6 +47,11 @@ class Setup:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), HOME=str(self.kubeconfig.parent))
         return subprocess.run([self.kubectl, *args], capture_output=True, text=True, env=env, timeout=timeout_s)
 
+    def kube_input(self, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), HOME=str(self.kubeconfig.parent))
+        return subprocess.run([self.kubectl, *args], input=stdin, capture_output=True, text=True, env=env,
+                              timeout=30)
+
     async def akube(self, *args: str) -> subprocess.CompletedProcess[str]:
         return await asyncio.to_thread(self.kube, *args)
 
@@ -122,6 +127,8 @@ async def test_kubectl_logs_and_exec_through_the_master(setup: Setup) -> None:
     s.runtime.exec_results[("cat", "/etc/hostname")] = (0, b"talker\n")
     res = await s.akube("exec", "talker", "--", "cat", "/etc/hostname")
     assert (res.returncode, res.stdout) == (0, "talker\n"), res.stderr
+    res = await asyncio.to_thread(s.kube_input, "typed through the proxy\n", "exec", "-i", "talker", "--", "cat")
+    assert (res.returncode, res.stdout) == (0, "typed through the proxy\n"), res.stderr
     s.runtime.exec_results[("false",)] = (3, b"")
     res = await s.akube("exec", "talker", "--", "false")
     assert res.returncode == 3, res.stderr
