@@ -22,6 +22,7 @@ from master.client.clock import Clock, RealClock
 from node_agent.network.interface import PodNetwork
 from node_agent.pods.api import NodeAPI, Pod
 from node_agent.pods.backoff import BackoffPolicy
+from node_agent.pods.volumes import teardown_volumes
 from node_agent.pods.worker import PodWorker
 from node_agent.runtime import errors
 from node_agent.runtime.interface import LABEL_NODE, LABEL_POD_UID, ContainerRuntime
@@ -146,6 +147,7 @@ class PodManager:
             await self.runtime.stop_pod_sandbox(s.id)
             await self.runtime.remove_pod_sandbox(s.id)
         await self.network.teardown_pod(pod_uid=uid)
+        await asyncio.to_thread(teardown_volumes, self.root_dir, uid)
         self.orphans_removed.append(uid)
 
     # ------------------------------------------------------------- pod updates

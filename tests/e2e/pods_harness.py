@@ -30,6 +30,7 @@ from deploy.dockerd import ensure_dockerd
 from node_agent.network.bridge import BridgeConfig, BridgeNetwork
 from node_agent.pods.api import FakeNodeAPI
 from node_agent.pods.manager import PodManager
+from node_agent.pods.volumes import mounts_under
 from node_agent.runtime.docker import DockerRuntime
 from node_agent.runtime.interface import LABEL_NODE, TEST_IMAGE
 from node_agent.server import AgentServer
@@ -190,6 +191,9 @@ async def agent_host(tmp_path: Path, *, registry: str = "") -> AsyncIterator[Age
                 await host.stop_manager()
     finally:
         await asyncio.to_thread(remove_node_containers, node)
+        # Memory emptyDirs of pods still running at the end are tmpfs mounts under the state dir.
+        for point in mounts_under(tmp_path):
+            subprocess.run(["umount", "-l", point], capture_output=True)
         with suppress(Exception):
             await network.remove()
         await runtime.close()

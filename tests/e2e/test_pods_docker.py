@@ -161,8 +161,10 @@ async def test_probes_policies_and_oom(tmp_path: Path) -> None:
             {"name": "second", "image": IMG, "command": ["sh", "-c", "echo two >> /work/log"],
              "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
         ], containers=[{"name": "app", "image": IMG, "command": ["sleep", "3600"],
-                        "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
-            volumes=[{"name": "work", "emptyDir": {}}])
+                        "volumeMounts": [{"name": "work", "mountPath": "/work"},
+                                         {"name": "ram", "mountPath": "/ram"}]}],
+            volumes=[{"name": "work", "emptyDir": {}}, {"name": "ram", "emptyDir": {"medium": "Memory",
+                                                                                     "sizeLimit": "8Mi"}}])
         host.manager.set_pods([probed, never, onfailure, oom, init])
 
         await host.wait(lambda: host.status(never).phase == "Failed", what="Never + exit 3 -> Failed")
@@ -174,6 +176,8 @@ async def test_probes_policies_and_oom(tmp_path: Path) -> None:
         await host.wait(lambda: host.status(init).phase == "Running", what="init pod Running")
         out, _, _ = await host.exec(init, "app", ["cat", "/work/log"])
         assert out == b"one\ntwo\n"
+        out, _, _ = await host.exec(init, "app", ["sh", "-c", "grep ' /ram ' /proc/mounts"])
+        assert out.startswith(b"tmpfs /ram tmpfs") and b"size=8192k" in out
         assert [c.state.terminated.reason for c in host.status(init).init_container_statuses] == ["Completed"] * 2
 
         await host.wait(lambda: host.status(probed).phase == "Running", what="probed Running")
