@@ -23,6 +23,7 @@ from node_agent.pods.env import (
     nano_cpus,
     referenced_objects,
 )
+from node_agent.pods.prober import run_handler
 from node_agent.pods.probes import STARTUP, ProbeState
 from node_agent.runtime import errors
 from node_agent.runtime.interface import (
@@ -184,7 +185,14 @@ class StartMixin:
             self._fail(step.name, "RunContainerError", str(exc))
             return
         self._event("Normal", "Started", f"Started container {step.name}")
-        self.start_failures.pop(step.name, None)
+        if spec.lifecycle.HasField("post_start"):
+            ok, message = await run_handler(spec.lifecycle.post_start, timeout_s=float(grace_seconds(self.pod) or 30),
+                                            runtime=rt, container_id=cid, container=spec, pod_ip=self.pod_ip,
+                                            clock=self.m.clock)
+            if not ok:
+                # kubelet kills a container whose postStart hook failed; the restart policy decides the rest.
+                self._event("Warning", "FailedPostStartHook", f"PostStartHook failed: {message}")
+                await rt.stop_container(cid, grace_seconds(self.pod))
         if step.backoff_ran_s is not None:
             key = f"{self.uid}/{step.name}"
             self.backoff[key] = next_backoff(self.backoff.get(key), now=self.m.clock.wall().timestamp(),

@@ -31,6 +31,7 @@ from node_agent.pods.env import (
     compute_dns,
     render_hosts,
 )
+from node_agent.pods.prober import run_handler
 from node_agent.pods.probes import (
     READINESS,
     STARTUP,
@@ -53,6 +54,7 @@ from node_agent.runtime.interface import (
     LABEL_POD_NAMESPACE,
     LABEL_POD_UID,
     ContainerState,
+    ContainerStatus,
     PodSandboxConfig,
     SandboxState,
 )
@@ -310,6 +312,23 @@ class PodWorker(StartMixin, ProbeMixin):
         return cms, secrets
 
     # -------------------------------------------------------------- termination
+    async def _stop(self, c: ContainerStatus, grace: float) -> None:
+        """preStop (bounded by the grace period), then the stop signal with what is left
+        of it (at least 2 s after a preStop hook, as kubelet gives), then SIGKILL."""
+        spec = next((s for s in self.pod.spec.containers if s.name == c.name), None)
+        remaining = grace
+        if spec is not None and spec.lifecycle.HasField("pre_stop") and c.state == ContainerState.RUNNING \
+                and grace > 0:
+            started = self.m.clock.now()
+            ok, message = await run_handler(spec.lifecycle.pre_stop, timeout_s=grace, runtime=self.m.runtime,
+                                            container_id=c.id, container=spec, pod_ip=self.pod_ip,
+                                            clock=self.m.clock)
+            if not ok:
+                self._event("Warning", "FailedPreStopHook", f"PreStopHook failed: {message}")
+            remaining = max(2.0, grace - (self.m.clock.now() - started))
+        self._event("Normal", "Killing", f"Stopping container {c.name}")
+        await self.m.runtime.stop_container(c.id, remaining)
+
     async def terminate(self) -> None:
         """Stop everything with the grace period, clean up, then let the API drop the pod."""
         rt = self.m.runtime
@@ -318,7 +337,7 @@ class PodWorker(StartMixin, ProbeMixin):
         grace = grace_seconds(self.pod)
         observed = await self.observe()
         running = [c for c in observed.containers if c.state in (ContainerState.RUNNING, ContainerState.CREATED)]
-        await asyncio.gather(*(rt.stop_container(c.id, grace) for c in running))
+        await asyncio.gather(*(self._stop(c, grace) for c in running))
         for s in observed.sandboxes:
             await rt.stop_pod_sandbox(s.id)
         await self.m.network.teardown_pod(pod_uid=self.uid)

@@ -235,5 +235,6 @@ class FakeRuntime:
         c = self.containers.get(container_id)
         if c is None or c.status.state != ContainerState.RUNNING:
             raise errors.NotFound(f"container {container_id} is not running")
+        self.calls.append(f"exec {container_id} {' '.join(cmd)}")
         code, out = self.exec_results.get(tuple(cmd), (0, b""))
         return FakeExec(code, out, stdin=stdin)

@@ -368,3 +368,28 @@ async def test_dead_sandbox_means_a_new_one(tmp_path: Path) -> None:
         assert env.runtime.containers[env.runtime.running("web")[0].id].sandbox_id == new_sb
         assert (old_app, 30.0) in env.runtime.stops  # the app in the dead netns was stopped
         assert len(env.network.setup_calls) == 2
+
+
+async def test_pre_stop_runs_before_the_stop_signal_and_post_start_failure_kills(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(terminationGracePeriodSeconds=20, containers=[{
+            "name": "web", "image": "flotilla/busybox:test",
+            "lifecycle": {"preStop": {"exec": {"command": ["drain"]}}}}])
+        hooked = make_pod("hooked", containers=[{
+            "name": "web", "image": "flotilla/busybox:test",
+            "lifecycle": {"postStart": {"exec": {"command": ["setup"]}}}}])
+        env.runtime.exec_results[("setup",)] = (1, b"no")
+        env.manager.set_pods([pod, hooked])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        cid = next(c.id for c in env.runtime.running("web") if c.labels[LABEL_POD_UID] == pod.metadata.uid)
+        deleting = core_pb2.Pod()
+        deleting.CopyFrom(pod)
+        deleting.metadata.deletion_timestamp.GetCurrentTime()
+        env.manager.upsert_pod(deleting)
+        await eventually(lambda: pod.metadata.uid in env.api.deleted, what="deleted")
+        calls = env.runtime.calls
+        assert calls.index(f"exec {cid} drain") < calls.index(f"stop_container {cid}")
+        assert (cid, 20.0) in env.runtime.stops
+        await eventually(lambda: "FailedPostStartHook" in env.events.reasons("hooked"), what="postStart failed")
+        await tick(env)
+        await eventually(lambda: cstatus(env, hooked, "web").restart_count >= 1, what="restarted after the hook")
