@@ -29,7 +29,8 @@ def web_pod(node: str) -> core_pb2.Pod:
     return make_pod("web", node=node, containers=[
         {"name": "web", "image": IMG, "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
          "ports": [{"name": "http", "containerPort": 8080}],
-         "readinessProbe": {"httpGet": {"path": "/index.html", "port": "http"}, "periodSeconds": 1},
+         "readinessProbe": {"httpGet": {"path": "/index.html", "port": "http"}, "periodSeconds": 1,
+                            "timeoutSeconds": 10},
          "volumeMounts": [{"name": "site", "mountPath": "/www"}, {"name": "secret", "mountPath": "/etc/sec"}],
          "env": [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "site", "key": "greeting"}}},
                  {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
@@ -145,8 +146,9 @@ async def test_probes_policies_and_oom(tmp_path: Path) -> None:
     async with agent_host(tmp_path) as host:
         probed = make_pod("probed", node=host.node, containers=[{
             "name": "app", "image": IMG, "command": ["sh", "-c", "touch /tmp/alive; exec sleep 3600"],
-            "livenessProbe": {"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 1},
-            "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1},
+            "livenessProbe": {"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 2,
+                              "timeoutSeconds": 10},
+            "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "timeoutSeconds": 10},
         }], terminationGracePeriodSeconds=1)
         never = make_pod("never", node=host.node, restartPolicy="Never",
                          containers=[{"name": "app", "image": IMG, "command": ["sh", "-c", "exit 3"]}])
