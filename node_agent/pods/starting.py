@@ -11,6 +11,7 @@ Must not: decide which container starts (node_agent.pods.actions does).
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from node_agent.pods.actions import StartContainer, StartFailure, container_hash, grace_seconds
@@ -37,6 +38,7 @@ from node_agent.runtime.interface import (
     LABEL_POD_UID,
     LABEL_RESTART_COUNT,
     LABEL_SANDBOX_ID,
+    LABEL_TERMINATION_LOG,
     ContainerConfig,
     Mount,
     PodSandboxConfig,
@@ -152,7 +154,8 @@ class StartMixin:
         try:
             env = compute_env(self.pod, spec, config_maps=cms, secrets=secrets, pod_ip=self.pod_ip,
                               host_ip=self.m.host_ip)
-            mounts = self._mounts(spec)
+            tlog = self._termination_log(spec.name, step.restart_count)
+            mounts = self._mounts(spec, termination_log=tlog)
             config = ContainerConfig(
                 name=spec.name, image=spec.image, command=tuple(spec.command), args=tuple(spec.args),
                 working_dir=spec.working_dir, env=env, mounts=mounts,
@@ -160,7 +163,7 @@ class StartMixin:
                         LABEL_POD_NAME: self.pod.metadata.name, LABEL_NODE: self.m.node_name,
                         LABEL_CONTAINER_NAME: spec.name, LABEL_CONTAINER_HASH: container_hash(spec),
                         LABEL_RESTART_COUNT: str(step.restart_count), LABEL_SANDBOX_ID: self.sandbox_id,
-                        LABEL_CONTAINER_TYPE: "init" if step.init else "app",
+                        LABEL_CONTAINER_TYPE: "init" if step.init else "app", LABEL_TERMINATION_LOG: tlog,
                         LABEL_GRACE_S: str(int(grace_seconds(self.pod)))},
                 memory_limit_bytes=memory_limit_bytes(spec), nano_cpus=nano_cpus(spec), cpu_shares=cpu_shares(spec),
                 stop_signal=spec.lifecycle.stop_signal, tty=bool(spec.tty), stdin=bool(spec.stdin),
@@ -198,9 +201,19 @@ class StartMixin:
             self.backoff[key] = next_backoff(self.backoff.get(key), now=self.m.clock.wall().timestamp(),
                                              policy=self.m.backoff_policy, ran_s=step.backoff_ran_s)
 
-    def _mounts(self, spec: Any) -> tuple[Mount, ...]:
+    def _termination_log(self, name: str, restart_count: int) -> str:
+        """A fresh host file for this instance's termination message (kubelet's layout)."""
+        path = self._hosts_path().parent / "containers" / name / str(restart_count) / "termination-log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        os.chmod(path, 0o666)
+        return str(path)
+
+    def _mounts(self, spec: Any, *, termination_log: str = "") -> tuple[Mount, ...]:
         # hostNetwork pods keep the node's /etc/hosts, as in Kubernetes.
         mounts = [] if self.pod.spec.host_network else [Mount(str(self._hosts_path()), "/etc/hosts")]
+        if termination_log:
+            mounts.append(Mount(termination_log, spec.termination_message_path or "/dev/termination-log"))
         for vm in spec.volume_mounts:
             host = self.volume_paths.get(vm.name)
             if host is None:

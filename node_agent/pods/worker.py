@@ -53,6 +53,7 @@ from node_agent.runtime.interface import (
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
     LABEL_POD_UID,
+    LABEL_TERMINATION_LOG,
     ContainerState,
     ContainerStatus,
     PodSandboxConfig,
@@ -90,6 +91,7 @@ class PodWorker(StartMixin, ProbeMixin):
         self._startup_thresholds: dict[str, int] = {}
         self._last_observed = ObservedPod()
         self._backoff_told: dict[str, str] = {}
+        self._messages: dict[str, str] = {}  # container id -> termination message, read once
 
     # ------------------------------------------------------------------ control
     def update(self, pod: core_pb2.Pod) -> None:
@@ -191,6 +193,29 @@ class PodWorker(StartMixin, ProbeMixin):
             return 1.0  # show ErrImagePull now, ImagePullBackOff at the next sync
         return plan.wake_after_s
 
+    async def _termination_messages(self, observed: ObservedPod) -> dict[str, str]:
+        """terminationMessagePath's file of each exited instance (4 KiB at most); with
+        FallbackToLogsOnError and an empty file after a failure, the log's tail."""
+        specs = {c.name: c for c in list(self.pod.spec.containers) + list(self.pod.spec.init_containers)}
+        for c in observed.containers:
+            if c.state != ContainerState.EXITED or c.id in self._messages:
+                continue
+            text = ""
+            path = c.labels.get(LABEL_TERMINATION_LOG, "")
+            if path:
+                try:
+                    with open(path, "rb") as f:
+                        text = f.read(4096).decode(errors="replace")
+                except OSError:
+                    text = ""
+            spec = specs.get(c.name)
+            if not text and c.exit_code != 0 and spec is not None and \
+                    spec.termination_message_policy == "FallbackToLogsOnError":
+                chunks = [b async for b in self.m.runtime.container_logs(c.id, tail_lines=80)]
+                text = b"".join(chunks)[-2048:].decode(errors="replace")
+            self._messages[c.id] = text
+        return {cid: m for cid, m in self._messages.items() if m}
+
     async def _write_status(self, observed: ObservedPod, plan: PodActions) -> None:
         waiting = {w.name: (w.reason, w.message) for w in plan.waits}
         for name in self.fresh_failures:
@@ -204,7 +229,8 @@ class PodWorker(StartMixin, ProbeMixin):
             elif kind == STARTUP:
                 started[cid] = st.result
         inputs = StatusInputs(waiting=waiting, ready=ready, started=started, pod_ip=self.pod_ip,
-                              host_ip=self.m.host_ip, sandbox_id=self.sandbox_id)
+                              host_ip=self.m.host_ip, sandbox_id=self.sandbox_id,
+                              messages=await self._termination_messages(observed))
         status = compute_pod_status(self.pod, observed, inputs, now=self.m.clock.wall())
         self.status = status
         comparable = core_pb2.PodStatus()

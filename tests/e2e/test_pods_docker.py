@@ -151,7 +151,8 @@ async def test_probes_policies_and_oom(tmp_path: Path) -> None:
             "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "timeoutSeconds": 10},
         }], terminationGracePeriodSeconds=1)
         never = make_pod("never", node=host.node, restartPolicy="Never",
-                         containers=[{"name": "app", "image": IMG, "command": ["sh", "-c", "exit 3"]}])
+                         containers=[{"name": "app", "image": IMG,
+                                      "command": ["sh", "-c", "echo bye > /dev/termination-log; exit 3"]}])
         onfailure = make_pod("onfailure", node=host.node, restartPolicy="OnFailure",
                              containers=[{"name": "app", "image": IMG, "command": ["true"]}])
         oom = make_pod("oom", node=host.node, restartPolicy="Never", containers=[{
@@ -171,6 +172,7 @@ async def test_probes_policies_and_oom(tmp_path: Path) -> None:
 
         await host.wait(lambda: host.status(never).phase == "Failed", what="Never + exit 3 -> Failed")
         assert host.cstatus(never, "app").state.terminated.exit_code == 3
+        assert host.cstatus(never, "app").state.terminated.message == "bye\n"
         await host.wait(lambda: host.status(onfailure).phase == "Succeeded", what="OnFailure + exit 0 -> Succeeded")
         await host.wait(lambda: host.status(oom).phase == "Failed", what="OOM pod Failed")
         assert host.cstatus(oom, "hog").state.terminated.reason == "OOMKilled"

@@ -393,3 +393,24 @@ async def test_pre_stop_runs_before_the_stop_signal_and_post_start_failure_kills
         await eventually(lambda: "FailedPostStartHook" in env.events.reasons("hooked"), what="postStart failed")
         await tick(env)
         await eventually(lambda: cstatus(env, hooked, "web").restart_count >= 1, what="restarted after the hook")
+
+
+async def test_termination_messages(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        filed = make_pod("filed", restartPolicy="Never", containers=[
+            {"name": "app", "image": "flotilla/busybox:test", "terminationMessagePath": "/tmp/why"}])
+        logged = make_pod("logged", restartPolicy="Never", containers=[
+            {"name": "app", "image": "flotilla/busybox:test", "terminationMessagePolicy": "FallbackToLogsOnError"}])
+        env.manager.set_pods([filed, logged])
+        await eventually(lambda: status(env, filed).phase == "Running" and status(env, logged).phase == "Running")
+        by_pod = {c.labels[LABEL_POD_UID]: c.id for c in env.runtime.running()}
+        mount = next(m for m in env.runtime.containers[by_pod[filed.metadata.uid]].config.mounts
+                     if m.container_path == "/tmp/why")
+        Path(mount.host_path).write_text("disk full\n")
+        env.runtime.logs[by_pod[logged.metadata.uid]] = [b"starting\n", b"panic: nope\n"]
+        env.runtime.exit_container(by_pod[filed.metadata.uid], 1)
+        env.runtime.exit_container(by_pod[logged.metadata.uid], 2)
+        await tick(env)
+        await eventually(lambda: status(env, filed).phase == "Failed" and status(env, logged).phase == "Failed")
+        assert cstatus(env, filed, "app").state.terminated.message == "disk full\n"
+        assert cstatus(env, logged, "app").state.terminated.message == "starting\npanic: nope\n"
