@@ -633,7 +633,8 @@ async def run(sizes: Sizes, *, json_path: Path | None, only: Sequence[str] = ())
     started, load = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="flotilla-bench-") as tmp:
         async with EtcdCluster(Path(tmp) / "etcd", base_port=free_port_block()) as cluster:
-            with master_process(cluster.endpoints, Path(tmp)) as master:
+            with master_process(cluster.endpoints, Path(tmp),
+                                extra_args=("--disable-controllers", "--disable-scheduler")) as master:
                 store = await EtcdStore.open(cluster.endpoints)
                 b = Bench(sizes, master, store, cluster.endpoints)
                 try:

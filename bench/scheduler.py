@@ -214,7 +214,8 @@ def decision_baseline(nodes: int, pods: int) -> tuple[float, float, dict[str, fl
 async def end_to_end(nodes: int, pods: int, result: Result) -> None:
     with tempfile.TemporaryDirectory(prefix="flotilla-bench-sched-") as tmp:
         async with EtcdCluster(Path(tmp) / "etcd", base_port=free_port_block()) as cluster:
-            with master_process(cluster.endpoints, Path(tmp)) as master:
+            with master_process(cluster.endpoints, Path(tmp),
+                                extra_args=("--disable-controllers", "--disable-scheduler")) as master:
                 async with await Client.connect(master.grpc_target, wait_ready_s=30) as client:
 
                     async def add_node(i: int) -> None:

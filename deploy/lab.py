@@ -278,7 +278,8 @@ def _up_proxies(cfg: LabConfig, state: LabState, plan: LabNetPlan, names: list[s
         log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
         cmd = netns_exec(host.netns, sys.executable, "-m", "netproxy.main", "--master", master,
                          "--hostname-override", host.name, "--cluster-cidr", "10.244.0.0/16",
-                         "--iptables-backend", "legacy")
+                         "--iptables-backend", "legacy",
+                         "--cluster-dns", "10.96.0.10")  # cluster DNS on the Node's InternalIP:53
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         state.proxies[host.name] = proc.pid
         state.save(cfg.lab_dir)

@@ -4,6 +4,7 @@
     flotctl config [view|path]      the kubeconfig flotctl and kubectl use
     flotctl etcd status             every etcd member: leader, revision, size, health
     flotctl lab up|down|status      the local lab (etcd + master on this machine)
+    flotctl net explain POD IP:PORT the path a connection from POD takes through the service rules
     flotctl explain pod/NAME [-n NS] the scheduler's decision for a pod, node by node
 
 It talks to the master's REST API (the kubeconfig's server) and to etcd's
@@ -23,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from flotctl import explain, lab
+from flotctl import explain, lab, net
 
 VERSION = "0.1.0"
 DEFAULT_KUBECONFIG = Path.home() / ".flotilla" / "kubeconfig"
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(fn=cmd_etcd_status)
     lab.add_commands(sub)
     explain.add_commands(sub)
+    net.add_commands(sub, lambda a: lambda path: http_json(server_url(kubeconfig_path(a.kubeconfig)) + path))
     return p
 
 

@@ -65,6 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--node-cidr-mask-size", type=int, default=24, help="prefix length of each node's pod CIDR")
     p.add_argument("--node-heartbeat-period-s", type=int, default=10, help="how often agents renew their lease")
     p.add_argument("--node-lease-duration-s", type=int, default=40, help="spec.leaseDurationSeconds of node leases")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
+                   help="CIDR Service clusterIPs are allocated from (default %(default)s)")
+    p.add_argument("--service-node-port-range", default="30000-32767",
+                   help="port range nodePorts are allocated from (default %(default)s)")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.add_argument("--log-level", default="info")
     for c in COMPONENTS:
@@ -185,7 +189,9 @@ async def run(args: argparse.Namespace) -> None:
             "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address
         )
         server = APIServer(
-            APIServerConfig(args.bind_address, args.rest_port, args.grpc_port, advertise=f"{advertise}:{args.rest_port}"),
+            APIServerConfig(args.bind_address, args.rest_port, args.grpc_port, advertise=f"{advertise}:{args.rest_port}",
+                            service_cidr=args.service_cluster_ip_range,
+                            node_port_range=args.service_node_port_range, advertise_ip=advertise),
             store,
             grpc_services=[_node_api(args)],
         )

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(etcd-server iptables iproute2 busybox-static python3-venv docker.io docker-registry)
+APT_PACKAGES=(etcd-server iptables iproute2 busybox-static python3-venv docker.io docker-registry conntrack)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import functools
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from master.apiserver import errors
 from master.apiserver.admission import admit_create, admit_update
@@ -60,6 +61,20 @@ class DeleteOptions:
     dry_run: bool = False
 
 
+class WriteHook(Protocol):
+    """Runs around the store writes of one kind (Service: allocators/service.py).
+
+    before_write runs after admission, may fill fields of `new` and returns a
+    token; after_write(token, ok=...) runs once the object's transaction
+    answered; after_delete once the object's key is gone."""
+
+    async def before_write(self, new: Any, old: Any | None) -> Any: ...
+
+    async def after_write(self, token: Any, *, ok: bool) -> None: ...
+
+    async def after_delete(self, old: Any) -> None: ...
+
+
 def utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
@@ -72,8 +87,10 @@ class Registry:
         now: Callable[[], _dt.datetime] = utcnow,
         consistent_list_timeout_s: float = 3.0,
         namespace_deletion_delay_s: float = 5.0,
+        hooks: Mapping[str, WriteHook] | None = None,
     ) -> None:
         self.store = store
+        self.hooks: dict[str, WriteHook] = dict(hooks or {})  # kind -> hook
         self.now = now
         self.caches = WatchCaches(store, RESOURCES, decode_for=self._decoder)
         self._consistent_timeout = consistent_list_timeout_s
@@ -191,8 +208,9 @@ class Registry:
             if dry_run:
                 return StoredObject(info, msg, 0)
             key = info.key(namespace, meta.name)
+            create = functools.partial(_create, self.store, key, msg)
             try:
-                rev = await _store_call(info, meta.name, self.store.create(key, encode_for_store(msg)))
+                rev = await _store_call(info, meta.name, self._hooked(info, msg, None, create))
             except errors.APIError as exc:
                 if exc.reason == "AlreadyExists" and generated:
                     continue
@@ -291,9 +309,12 @@ class Registry:
                 if finalized:
                     # The last finalizer went: the object goes with it.
                     _, rev = await self.store.delete(key, expected_revision=current.rv)
+                    await self._deleted(info, current.msg)
                     new.metadata.resource_version = str(rev)
                     return StoredObject(info, new, rev, key=key)
-                rev = await self.store.update(key, encode_for_store(new), expected_revision=current.rv)
+                write = lambda new=new, rv=current.rv: self.store.update(  # noqa: E731
+                    key, encode_for_store(new), expected_revision=rv)
+                rev = await (write() if subresource else self._hooked(info, new, current.msg, write))
             except store_errors.RevisionConflict:
                 if retry_conflicts or from_cache:
                     continue
@@ -339,6 +360,7 @@ class Registry:
                     raise errors.NotFound(info.resource, name, group=info.group) from None
                 except store_errors.StoreError as exc:
                     raise _translate(info, name, exc) from exc
+                await self._deleted(info, current.msg)
                 return current.with_rv(rev), True
             if opts.dry_run:
                 return StoredObject(info, graceful, current.rv, key=key), False
@@ -359,6 +381,26 @@ class Registry:
         raise errors.Conflict(info.resource, name, "too many concurrent writers; try again", group=info.group)
 
     # --- helpers -----------------------------------------------------------
+
+    async def _hooked(self, info: ResourceInfo, new: Any, old: Any | None,
+                      write: Callable[[], Awaitable[int]]) -> int:
+        """The store write wrapped in the kind's WriteHook, when it has one."""
+        hook = self.hooks.get(info.kind)
+        if hook is None:
+            return await write()
+        token = await hook.before_write(new, old)
+        try:
+            rev = await write()
+        except BaseException:
+            await hook.after_write(token, ok=False)
+            raise
+        await hook.after_write(token, ok=True)
+        return rev
+
+    async def _deleted(self, info: ResourceInfo, old: Any) -> None:
+        hook = self.hooks.get(info.kind)
+        if hook is not None:
+            await hook.after_delete(old)
 
     def _graceful_deletion(self, info: ResourceInfo, current: StoredObject, opts: DeleteOptions) -> Any | None:
         """The object with deletionTimestamp set when it must linger, else None."""
@@ -476,6 +518,10 @@ def _namespace_defaults(msg: Any) -> None:
     if not msg.spec.finalizers:
         msg.spec.finalizers.append("kubernetes")
     msg.status.phase = "Active"
+
+
+async def _create(store: Store, key: str, msg: Any) -> int:
+    return await store.create(key, encode_for_store(msg))  # encoded after the hook filled msg
 
 
 async def _attempts() -> AsyncIterator[int]:

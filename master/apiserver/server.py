@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 import grpc
 from aiohttp import web
 
+from master.apiserver.allocators.kubernetes import run_master_service
+from master.apiserver.allocators.ranges import DEFAULT_SERVICE_CIDR
+from master.apiserver.allocators.service import ServiceAllocator
 from master.apiserver.grpc_face import ObjectsService
 from master.apiserver.metrics import Metrics
 from master.apiserver.registry import Registry
@@ -35,6 +38,11 @@ class APIServerConfig:
     grpc_port: int = 6444
     # What discovery tells clients the server's address is ("" = the Host header).
     advertise: str = ""
+    # Services (issue 5): clusterIPs from service_cidr, nodePorts from the range.
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    node_port_range: str = "30000-32767"
+    # The address the `kubernetes` Service's Endpoints name ("" = keep none).
+    advertise_ip: str = ""
 
 
 @dataclass
@@ -50,9 +58,12 @@ class APIServer:
     # called once with the gRPC server and the registry before the server starts.
     grpc_services: list[Callable[[grpc.aio.Server, Registry], object]] = field(default_factory=list)
     registry: Registry = field(init=False)
+    allocator: ServiceAllocator = field(init=False)
 
     def __post_init__(self) -> None:
-        self.registry = Registry(self.store)
+        self.allocator = ServiceAllocator(self.store, service_cidr=self.config.service_cidr,
+                                          node_port_range=self.config.node_port_range)
+        self.registry = Registry(self.store, hooks={"Service": self.allocator})
 
     async def run(self, *, ready: asyncio.Event) -> None:
         cfg = self.config
@@ -71,6 +82,8 @@ class APIServer:
                 tg.create_task(self._grpc(grpc_started), name="grpc")
                 await registry_ready.wait()
                 await grpc_started.wait()
+                tg.create_task(run_master_service(self.registry, self.allocator, advertise_ip=cfg.advertise_ip,
+                                                  port=self.rest_port), name="kubernetes-service")
                 log.info("apiserver ready", extra={"rest_port": self.rest_port, "grpc_port": self.grpc_port})
                 ready.set()
         finally:

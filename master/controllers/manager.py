@@ -47,6 +47,9 @@ def _registry() -> dict[str, ControllerFactory]:
     controllers[ReplicaSetController.name] = ReplicaSetController
     controllers[ReplicationControllerController.name] = ReplicationControllerController
     controllers[DeploymentController.name] = DeploymentController
+    from master.controllers.endpoints import EndpointsController
+
+    controllers[EndpointsController.name] = EndpointsController
     return controllers
 
 

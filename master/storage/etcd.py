@@ -81,7 +81,11 @@ _TRANSIENT = {
 }
 # etcd answers UNKNOWN when our deadline, propagated to it, expires while it
 # waits (e.g. for a read index), and RESOURCE_EXHAUSTED when apply lags.
-_TRANSIENT_DETAILS = ("context deadline exceeded", "context canceled", "too many requests")
+# "Internal error from Core" is grpc-core's answer to a write on a stream the
+# member has already ended (a watch created while it lost its leader): the
+# stream is broken, not the request.
+_TRANSIENT_DETAILS = ("context deadline exceeded", "context canceled", "too many requests",
+                      "Internal error from Core")
 _FIRST_BACKOFF_S = 0.02
 _MAX_BACKOFF_S = 0.25
 _PAGE_SIZE = 1000

@@ -128,10 +128,12 @@ class InProcessMaster:
 
 
 @contextlib.asynccontextmanager
-async def in_process_master(endpoints: list[str]) -> AsyncIterator[InProcessMaster]:
+async def in_process_master(
+    endpoints: list[str], *, config: APIServerConfig | None = None
+) -> AsyncIterator[InProcessMaster]:
     etcd = await EtcdStore.open(endpoints)
     store = PrefixedStore(etcd, f"/test-{uuid.uuid4().hex[:12]}")
-    server = APIServer(APIServerConfig("127.0.0.1", 0, 0), store)
+    server = APIServer(config or APIServerConfig("127.0.0.1", 0, 0), store)
     ready = asyncio.Event()
     task = asyncio.create_task(server.run(ready=ready))
     try:

@@ -15,7 +15,7 @@ BIN = Path(sys.executable).parent
 
 CHECKS = {
     "ruff": [str(BIN / "ruff"), "check", "."],
-    "mypy": [str(BIN / "mypy"), "master", "flotctl", "deploy", "protos/codec.py"],
+    "mypy": [str(BIN / "mypy"), "master", "flotctl", "deploy", "node_agent", "protos/codec.py"],
     "import-contracts": [str(BIN / "lint-imports")],
     "verify-protos": ["./scripts/verify-protos.sh"],
 }

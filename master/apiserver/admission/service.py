@@ -27,7 +27,6 @@ _TRAFFIC = ["Cluster", "Local"]
 _FAMILIES = ["IPv4", "IPv6"]
 _FAMILY_POLICIES = ["PreferDualStack", "RequireDualStack", "SingleStack"]
 _EXTERNAL = ("NodePort", "LoadBalancer")
-NODE_PORT_RANGE = (30000, 32767)
 _AFFINITY_TIMEOUT_MAX = 86400
 
 
@@ -71,6 +70,7 @@ class ServiceStrategy(Strategy):
     def prepare_for_update(self, new: Any, old: Any) -> None:
         if "ExternalName" not in (new.spec.type or "ClusterIP", old.spec.type):
             _keep_allocated(new.spec, old.spec)
+        _drop_node_ports(new.spec, old.spec)
 
     def validate_update(self, new: Any, old: Any) -> list[Cause]:
         spec, was = new.spec, old.spec
@@ -107,6 +107,18 @@ def _keep_allocated(spec: Any, was: Any) -> None:
             key = (port.port, port.protocol or "TCP")  # may run before defaulting
             if not port.node_port and key in allocated:
                 port.node_port = allocated[key]
+
+
+def _drop_node_ports(spec: Any, was: Any) -> None:
+    """NodePort/LoadBalancer -> ClusterIP with the nodePorts left as they were
+    (kubectl apply of the new type): the ports go, as Kubernetes'
+    dropTypeDependentFields does; the allocator then releases them."""
+    if was.type not in _EXTERNAL or (spec.type or "ClusterIP") in _EXTERNAL:
+        return
+    allocated = {p.node_port for p in was.ports if p.node_port}
+    if all(p.node_port in allocated for p in spec.ports if p.node_port):
+        for port in spec.ports:
+            port.ClearField("node_port")
 
 
 def _type_rules(spec: Any) -> list[Cause]:
@@ -165,10 +177,10 @@ def _node_port(spec: Any, port: Any, path: str, *, seen: set[tuple[int, str]]) -
     p = f"{path}.nodePort"
     if spec.type not in _EXTERNAL:
         return [forbidden(p, f"may not be used when `type` is '{spec.type}'")]
-    lo, hi = NODE_PORT_RANGE
-    if not lo <= port.node_port <= hi:
-        return [invalid(p, port.node_port, "provided port is not in the valid range. "
-                        f"The range of valid ports is {lo}-{hi}")]
+    # The configured range (flotilla-master --service-node-port-range) is the
+    # allocator's to check (master/apiserver/allocators); here only a port number.
+    if not 1 <= port.node_port <= 65535:
+        return [invalid(p, port.node_port, "must be between 1 and 65535, inclusive")]
     key = (port.node_port, port.protocol)
     if key in seen:
         return [duplicate(p, port.node_port)]

@@ -1,0 +1,165 @@
+"""The flotilla-proxy component: informers -> syncer and DNS, plus /healthz and /metrics.
+
+`run(config, *, ready)` checks the iptables backend (never mix: refuse when
+the other one holds Flotilla chains), connects to the master over gRPC,
+watches Services, Endpoints and Nodes through shared informers (handlers only
+mark the Service key dirty), runs the Syncer, the cluster DNS server (when
+configured) and the health server on 10256 in one TaskGroup. Ready once the
+informers synced and the first sync applied.
+
+/healthz answers 200 while the last good sync is younger than
+`healthz_stale_s` (or a sync is not yet due), 503 otherwise; /metrics is
+Prometheus text of the syncer's registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import generate_latest
+
+from master.client.client import Client
+from master.client.informer import InformerFactory
+from master.client.store import object_key
+from netproxy.conntrack import ConntrackTool
+from netproxy.dns import DnsServer, host_upstream
+from netproxy.dnsrecords import DEFAULT_DOMAIN, Records, compute_records
+from netproxy.iptables import Iptables, LegacyIptables, check_backend
+from netproxy.render import ProxyOptions
+from netproxy.syncer import Syncer
+from protos.core.v1 import core_pb2
+
+log = logging.getLogger("flotilla.proxy")
+
+
+@dataclass
+class ProxyConfig:
+    master: str = "127.0.0.1:6444"
+    node_name: str = ""
+    healthz_bind: str = "0.0.0.0:10256"
+    backend: str = "legacy"
+    min_sync_interval_s: float = 0.1
+    full_resync_s: float = 300.0
+    healthz_stale_s: float = 60.0
+    cluster_cidr: str = ""
+    cluster_domain: str = DEFAULT_DOMAIN
+    cluster_dns: str = ""  # the DNS service VIP (10.96.0.10); "" = no DNS
+    dns_bind: str = ""  # "ip:port" this host's DNS server listens on ("": the Node's InternalIP:53)
+    dns_upstream: str = "auto"  # "auto" = /etc/resolv.conf, "" = none (SERVFAIL)
+
+
+class DnsState:
+    """Records per Service, merged on demand (only after a change)."""
+
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
+        self.by_service: dict[str, Records] = {}
+        self._merged: Records | None = None
+
+    def update(self, key: str, svc: Any | None, ep: Any | None) -> None:
+        if svc is None:
+            self.by_service.pop(key, None)
+        else:
+            self.by_service[key] = compute_records(svc, ep, self.domain)
+        self._merged = None
+
+    def records(self) -> Records:
+        if self._merged is None:
+            merged = Records()
+            for rec in self.by_service.values():
+                merged.merge(rec)
+            self._merged = merged
+        return self._merged
+
+
+async def run(config: ProxyConfig, *, ready: asyncio.Event, iptables: Iptables | None = None) -> None:
+    await asyncio.to_thread(check_backend, config.backend)
+    ipt = iptables or LegacyIptables(backend=config.backend)
+    async with await Client.connect(config.master) as client:
+        factory = InformerFactory(client.lister_watcher, resync_period_s=0)
+        services = factory.informer(core_pb2.Service)
+        endpoints = factory.informer(core_pb2.Endpoints)
+        # this node's InternalIP is where DNS listens when --dns-bind-address is not given
+        nodes = factory.informer(core_pb2.Node)
+        options = ProxyOptions(cluster_cidr=config.cluster_cidr)
+        dns_state = DnsState(config.cluster_domain)
+
+        def lookup(key: str) -> tuple[Any | None, Any | None]:
+            return services.get(key), endpoints.get(key)
+
+        syncer = Syncer(ipt, ConntrackTool(), lookup=lookup, options=options,
+                        min_sync_interval_s=config.min_sync_interval_s, full_resync_s=config.full_resync_s)
+
+        def changed(obj: Any) -> None:
+            key = object_key(obj)
+            syncer.mark(key)
+            dns_state.update(key, services.get(key), endpoints.get(key))
+
+        for inf in (services, endpoints):
+            inf.add_handler(on_add=changed, on_update=lambda _o, n: changed(n), on_delete=changed)
+        synced = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(factory.run(ready=synced), name="informers")
+            tg.create_task(_health(config, syncer), name="healthz")
+            await synced.wait()
+            dns_bind = config.dns_bind or _node_dns_address(nodes.get(config.node_name))
+            if config.cluster_dns and dns_bind:
+                syncer.options = ProxyOptions(cluster_cidr=config.cluster_cidr, dns_vip=config.cluster_dns,
+                                              dns_target=dns_bind)
+            elif config.cluster_dns:
+                log.warning("no DNS address: pass --dns-bind-address or give the Node an InternalIP",
+                            extra={"node": config.node_name})
+            tg.create_task(syncer.run(), name="syncer")
+            if config.cluster_dns and dns_bind:
+                dns_host, _, dns_port = dns_bind.rpartition(":")
+                upstream = config.dns_upstream
+                if upstream == "auto":
+                    upstream = host_upstream(exclude=(dns_host, config.cluster_dns, "127.0.0.53"))
+                server = DnsServer(dns_state.records, domain=config.cluster_domain, upstream=upstream)
+                dns_ready = asyncio.Event()
+                tg.create_task(server.serve(dns_host, int(dns_port or 53), ready=dns_ready), name="dns")
+                await dns_ready.wait()
+            await syncer.synced.wait()
+            log.info("proxy ready", extra={"node": config.node_name, "services": len(services.keys())})
+            ready.set()
+
+
+def _node_dns_address(node: Any | None) -> str:
+    if node is None:
+        return ""
+    for addr in node.status.addresses:
+        if addr.type == "InternalIP" and addr.address:
+            return f"{addr.address}:53"
+    return ""
+
+
+async def _health(config: ProxyConfig, syncer: Syncer) -> None:
+    started = time.time()
+
+    async def healthz(_req: web.Request) -> web.Response:
+        last = syncer.last_good_sync or started
+        ok = time.time() - last < max(config.healthz_stale_s, 2 * config.full_resync_s) or not syncer.synced.is_set()
+        body = f'{{"lastUpdated": {last:.3f}, "currentTime": {time.time():.3f}, "nodeName": "{config.node_name}"}}'
+        return web.Response(status=200 if ok else 503, text=body, content_type="application/json")
+
+    async def metrics(_req: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(syncer.metrics.registry), content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", healthz)
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, _, port = config.healthz_bind.rpartition(":")
+    site = web.TCPSite(runner, host or "0.0.0.0", int(port))
+    await site.start()
+    try:
+        await asyncio.Future()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,79 @@
+"""Table tests for netproxy/dnsrecords.py and the DNS server's answers (no sockets)."""
+
+from __future__ import annotations
+
+import dns.message
+import dns.rcode
+import pytest
+
+from netproxy.dns import DnsServer
+from netproxy.dnsrecords import Records, compute_records, lookup, render_resolv_conf
+from protos.core.v1 import core_pb2
+
+
+def svc(name: str, ip: str, *, ports: tuple[str, ...] = ("http",)) -> core_pb2.Service:
+    s = core_pb2.Service()
+    s.metadata.name, s.metadata.namespace = name, "default"
+    s.spec.cluster_ip = ip
+    for i, pn in enumerate(ports):
+        s.spec.ports.add(name=pn, port=80 + i, protocol="TCP")
+    return s
+
+
+def eps(name: str, addrs: list[tuple[str, str]]) -> core_pb2.Endpoints:
+    e = core_pb2.Endpoints()
+    e.metadata.name, e.metadata.namespace = name, "default"
+    sub = e.subsets.add()
+    for ip, host in addrs:
+        sub.addresses.add(ip=ip, hostname=host)
+    sub.ports.add(name="http", port=8080, protocol="TCP")
+    return e
+
+
+def records() -> Records:
+    r = Records()
+    r.merge(compute_records(svc("web", "10.96.0.5"), None))
+    r.merge(compute_records(svc("db", "None"), eps("db", [("10.244.1.2", "db-0"), ("10.244.2.2", "")])))
+    return r
+
+
+CASES = [
+    ("clusterIP A", "web.default.svc.cluster.local.", "A", ("answer", ["10.96.0.5"], [])),
+    ("case and no dot", "WEB.default.svc.cluster.local", "A", ("answer", ["10.96.0.5"], [])),
+    ("headless A", "db.default.svc.cluster.local.", "A", ("answer", ["10.244.1.2", "10.244.2.2"], [])),
+    ("statefulset pod", "db-0.db.default.svc.cluster.local.", "A", ("answer", ["10.244.1.2"], [])),
+    ("pod without hostname", "10-244-2-2.db.default.svc.cluster.local.", "A", ("answer", ["10.244.2.2"], [])),
+    ("AAAA of a known name", "web.default.svc.cluster.local.", "AAAA", ("answer", [], [])),
+    ("namespace node", "default.svc.cluster.local.", "A", ("answer", [], [])),
+    ("unknown service", "nope.default.svc.cluster.local.", "A", ("nxdomain",)),
+    ("outside", "example.org.", "A", ("forward",)),
+]
+
+
+@pytest.mark.parametrize("name,query,qtype,want", CASES, ids=[c[0] for c in CASES])
+def test_lookup(name: str, query: str, qtype: str, want: tuple[object, ...]) -> None:
+    assert lookup(records(), query, qtype) == want
+
+
+def test_srv() -> None:
+    kind, _, srvs = lookup(records(), "_http._tcp.web.default.svc.cluster.local.", "SRV")
+    assert kind == "answer" and [(s.port, s.target) for s in srvs] == [(80, "web.default.svc.cluster.local.")]
+    _, _, srvs = lookup(records(), "_http._tcp.db.default.svc.cluster.local.", "SRV")
+    assert sorted(s.target for s in srvs) == ["10-244-2-2.db.default.svc.cluster.local.",
+                                              "db-0.db.default.svc.cluster.local."]
+
+
+async def test_server_answers_and_servfails_without_upstream() -> None:
+    server = DnsServer(records, upstream="")
+    out = dns.message.from_wire(await server.answer(dns.message.make_query("web.default.svc.cluster.local", "A").to_wire()))
+    assert [r.to_text() for r in out.answer[0]] == ["10.96.0.5"]
+    out = dns.message.from_wire(await server.answer(dns.message.make_query("example.org", "A").to_wire()))
+    assert out.rcode() == dns.rcode.SERVFAIL
+    out = dns.message.from_wire(await server.answer(dns.message.make_query("x.default.svc.cluster.local", "A").to_wire()))
+    assert out.rcode() == dns.rcode.NXDOMAIN
+    assert await server.answer(b"\x00garbage") is None
+
+
+def test_resolv_conf() -> None:
+    assert render_resolv_conf("shop", "cluster.local", ("10.96.0.10",)) == (
+        "nameserver 10.96.0.10\nsearch shop.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n")

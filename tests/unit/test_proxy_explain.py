@@ -1,0 +1,39 @@
+"""netproxy/explain.py: the path of one connection through the rendered rules."""
+
+from __future__ import annotations
+
+from netproxy.explain import Packet, explain_path
+from netproxy.model import Endpoint, ServicePort
+from netproxy.render import ProxyOptions, svc_chain
+
+WEB = ServicePort("default", "web", "http", "TCP", "10.96.0.5", 80, 30080, 0,
+                  (Endpoint("10.244.1.2", 8080, "h1"), Endpoint("10.244.1.3", 8080, "h1"),
+                   Endpoint("10.244.3.2", 8080, "h3")))
+EMPTY = ServicePort("default", "empty", "", "TCP", "10.96.0.6", 80)
+NODES = {"h1": ["192.168.77.1"], "h2": ["192.168.77.2"]}
+OPTS = ProxyOptions(cluster_cidr="10.244.0.0/16", dns_vip="10.96.0.10", dns_target="192.168.77.2:53")
+
+
+def explain(dst: str, port: int, *, src: str = "10.244.2.2") -> str:
+    return "\n".join(explain_path(Packet(src, "h2", dst, port), [WEB, EMPTY], node_addresses=NODES, options=OPTS))
+
+
+def test_cluster_ip_shares_are_exact_thirds() -> None:
+    text = explain("10.96.0.5", 80)
+    assert svc_chain(WEB) in text
+    assert text.count("(overall 1/3, 33.3%)") == 3
+    assert "--probability 0.3333333333" in text and "--probability 0.5000000000" in text and "otherwise" in text
+    assert "DNAT 10.244.3.2:8080" in text and "source 10.244.2.2 kept" in text
+
+
+def test_hairpin_is_marked() -> None:
+    text = explain("10.96.0.5", 80, src="10.244.1.2")
+    assert "[hairpin" in text and "masqueraded" in text
+
+
+def test_node_port_of_another_node_and_no_endpoints_and_dns_and_nothing() -> None:
+    text = explain("192.168.77.1", 30080)
+    assert "routed to node h1" in text and "FLOTILLA-NODEPORTS --dport 30080" in text and "masqueraded" in text
+    assert "REJECT" in explain("10.96.0.6", 80)
+    assert "cluster DNS: DNAT 192.168.77.2:53" in explain("10.96.0.10", 53)
+    assert "no Flotilla rule matches" in explain("8.8.8.8", 53)
