@@ -39,7 +39,7 @@ instance = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=int(__import__("os").environ.get("POD_PLAN_EXAMPLES", "400")), deadline=None)
 @given(policy=st.sampled_from(["Always", "OnFailure", "Never"]), with_init=st.booleans(),
        sandboxes=st.lists(st.tuples(st.sampled_from(["sb1", "sb2"]), st.booleans()), max_size=2, unique_by=lambda x: x[0]),
        items=st.lists(instance, max_size=6), backoff_delay=st.sampled_from([None, 10.0, 300.0]),
