@@ -65,6 +65,12 @@ class LabConfig:
     etcd_base_port: int = 2379
     runtime: str = "docker"
     heartbeat_period_s: int = 10
+    # The node-failure window: a host whose lease is older than this is
+    # Ready=Unknown and tainted unreachable, and pods without a longer
+    # toleration leave it this many seconds later (Kubernetes: 40 s, 300 s;
+    # the lab is meant to show failover, so both are short).
+    node_grace_period_s: int = 20
+    default_toleration_seconds: int = 30
     proxy: str = "auto"  # auto: start flotilla-proxy per host when it is built; on; off
     ready_timeout_s: float = 90.0
 
@@ -183,6 +189,8 @@ def up(cfg: LabConfig, say: Say) -> int:
             [sys.executable, "-m", "master.main", "--etcd-endpoints", endpoints,
              "--rest-port", str(cfg.rest_port), "--grpc-port", str(cfg.grpc_port),
              "--node-heartbeat-period-s", str(cfg.heartbeat_period_s),
+             "--default-toleration-seconds", str(cfg.default_toleration_seconds),
+             "--controller-option", f"nodelifecycle.grace_period_s={cfg.node_grace_period_s}",
              "--kubeconfig-out", str(kubeconfig), "--log-format", "text"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
         )

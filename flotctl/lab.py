@@ -38,6 +38,11 @@ def add_commands(sub: Any) -> None:
     up.add_argument("--proxy", choices=("auto", "on", "off"), default="auto",
                     help="a flotilla-proxy per host (auto: when the proxy is built)")
     up.add_argument("--ready-timeout-s", type=float, default=90.0)
+    up.add_argument("--heartbeat-period-s", type=int, default=10, help="agents renew their lease this often")
+    up.add_argument("--node-grace-s", type=int, default=20,
+                    help="a host silent this long is Ready=Unknown and tainted unreachable")
+    up.add_argument("--eviction-s", type=int, default=30,
+                    help="pods leave an unreachable host after this many seconds (default tolerationSeconds)")
     up.set_defaults(fn=cmd_up)
     lab_sub.add_parser("down", help="remove everything the lab made").set_defaults(fn=cmd_down)
     lab_sub.add_parser("status", help="hosts, processes and health").set_defaults(fn=cmd_status)
@@ -51,7 +56,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     cfg = lab.LabConfig(lab_dir=LAB_DIR, nodes=args.nodes, lab_id=args.lab_id, subnet=args.subnet,
                         node_prefix=args.node_prefix, rest_port=args.rest_port, grpc_port=args.grpc_port,
                         etcd_base_port=args.etcd_base_port, runtime=args.runtime,
-                        ready_timeout_s=args.ready_timeout_s, proxy=args.proxy)
+                        ready_timeout_s=args.ready_timeout_s, proxy=args.proxy,
+                        heartbeat_period_s=args.heartbeat_period_s, node_grace_period_s=args.node_grace_s,
+                        default_toleration_seconds=args.eviction_s)
     return lab.up(cfg, _step)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -90,6 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS")
     p.add_argument("--scheduler-seed", type=int, default=None, help="seed for the scheduler's tie-breaks")
+    p.add_argument("--default-toleration-seconds", type=int, default=300, metavar="SECONDS",
+                   help="tolerationSeconds new pods get for not-ready:NoExecute and unreachable:NoExecute "
+                        "(Kubernetes' DefaultTolerationSeconds; default %(default)s)")
     args = p.parse_args(argv)
     try:
         args.enabled_controllers = enabled_controllers(args.controllers, args.disable_controllers)
@@ -191,7 +195,8 @@ async def run(args: argparse.Namespace) -> None:
         server = APIServer(
             APIServerConfig(args.bind_address, args.rest_port, args.grpc_port, advertise=f"{advertise}:{args.rest_port}",
                             service_cidr=args.service_cluster_ip_range,
-                            node_port_range=args.service_node_port_range, advertise_ip=advertise),
+                            node_port_range=args.service_node_port_range, advertise_ip=advertise,
+                            default_toleration_seconds=args.default_toleration_seconds),
             store,
             grpc_services=[_node_api(args)],
         )
@@ -204,12 +209,27 @@ async def run(args: argparse.Namespace) -> None:
             if _wants_led(args):
                 local = "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address
                 target = args.server or f"{local}:{server.grpc_port}"
-                tg.create_task(_component("led", run_components(args, target)))
+                led = tg.create_task(_component("led", run_components(args, target)))
             log.info("master ready", extra={"rest": f"http://{advertise}:{server.rest_port}",
                                             "grpc": f"{advertise}:{server.grpc_port}",
                                             "kubeconfig": args.kubeconfig_out})
+            if _wants_led(args):
+                await _stop_first(led)
     finally:
         await etcd.close()
+
+
+async def _stop_first(led: asyncio.Task[None]) -> None:
+    """Wait until cancelled, then stop the led components before the
+    apiserver: their informers would otherwise start new watches on a gRPC
+    server that is stopping, which leaves RPC tasks behind at exit."""
+    try:
+        await asyncio.Future()
+    except asyncio.CancelledError:
+        led.cancel()
+        with contextlib.suppress(BaseException):
+            await led
+        raise
 
 
 def _node_api(args: argparse.Namespace) -> Callable[[Any, Any], object]:

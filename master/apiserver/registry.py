@@ -10,11 +10,17 @@ object means the same thing whichever way it arrives. It owns:
 * the namespace lifecycle checks (the namespace must exist and not be
   terminating), generateName, dry runs;
 * graceful deletion of pods and finalizers (deletionTimestamp first, the
-  key removed once nothing holds it);
+  key removed once nothing holds it), and the garbage collector's
+  finalizers a DELETE's propagationPolicy asks for (orphan,
+  foregroundDeletion; the garbage collector controller acts on them);
+* the admission steps that read other objects: ResourceQuota
+  (master/apiserver/quota.py) and DefaultTolerationSeconds on pods;
 * translation of storage errors into API errors, once.
 
 It does not parse HTTP or protobuf requests: callers hand it decoded
-messages, patches as Python objects, and parsed selectors.
+messages, patches as Python objects, and parsed selectors. It does not
+empty deleted namespaces: the namespace controller does that and then
+removes the `kubernetes` finalizer (master/controllers/namespace.py).
 """
 
 from __future__ import annotations
@@ -30,7 +36,12 @@ from typing import Any, Protocol
 
 from master.apiserver import errors
 from master.apiserver.admission import admit_create, admit_update
+from master.apiserver.admission.tolerations import (
+    DEFAULT_TOLERATION_SECONDS,
+    add_default_tolerations,
+)
 from master.apiserver.objects import StoredObject, decode_from_store, encode_for_store
+from master.apiserver.quota import QuotaAdmission
 from master.apiserver.resources import RESOURCES, ResourceInfo, lookup
 from master.apiserver.watchcache import CacheWatcher, Filter, NotReady, TooOld, WatchCaches
 from master.storage import errors as store_errors
@@ -50,6 +61,9 @@ INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # Conflicting writers retry until this deadline (Kubernetes: the request timeout).
 UPDATE_RETRY_DEADLINE_S = 30.0
+# The garbage collector's finalizers (metav1.FinalizerOrphanDependents / DeleteDependents).
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
 
 
 @dataclass
@@ -86,7 +100,7 @@ class Registry:
         *,
         now: Callable[[], _dt.datetime] = utcnow,
         consistent_list_timeout_s: float = 3.0,
-        namespace_deletion_delay_s: float = 5.0,
+        default_toleration_seconds: int | None = DEFAULT_TOLERATION_SECONDS,
         hooks: Mapping[str, WriteHook] | None = None,
     ) -> None:
         self.store = store
@@ -94,12 +108,12 @@ class Registry:
         self.now = now
         self.caches = WatchCaches(store, RESOURCES, decode_for=self._decoder)
         self._consistent_timeout = consistent_list_timeout_s
-        # Kubernetes' namespace controller waits 5 s before emptying a deleted
-        # namespace, so that a client deleting the namespace and its objects
-        # (kubectl delete -f) finds its own objects still there to delete.
-        self._namespace_delay_s = namespace_deletion_delay_s
-        self._background: set[asyncio.Task[None]] = set()
-        self._finalizing: set[str] = set()  # namespaces being emptied now
+        # DefaultTolerationSeconds admission (None switches it off).
+        self.default_toleration_seconds = default_toleration_seconds
+        self.quota = QuotaAdmission(self)
+        # Namespaces this registry marked Terminating: creates in them are
+        # refused even before the watch cache shows the deletion.
+        self._terminating: dict[str, str] = {}  # name -> uid of the namespace deleted
 
     @staticmethod
     def _decoder(info: ResourceInfo) -> Callable[[str, bytes, int], StoredObject]:
@@ -110,24 +124,11 @@ class Registry:
     async def run(self, *, ready: asyncio.Event) -> None:
         """Runs the watch caches; sets ready once they are listed and the
         initial namespaces exist."""
-        try:
-            await self._run(ready)
-        finally:
-            for task in list(self._background):
-                task.cancel()
-            if self._background:
-                await asyncio.gather(*self._background, return_exceptions=True)
-
-    async def _run(self, ready: asyncio.Event) -> None:
         caches_ready = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.caches.run(ready=caches_ready), name="watch-caches")
             await caches_ready.wait()
             await self.ensure_initial_namespaces()
-            # Resume the deletion of namespaces a previous master left Terminating.
-            for ns in self.caches[NAMESPACES].list(Filter()):
-                if ns.msg.metadata.HasField("deletion_timestamp"):
-                    self._finalize_namespace_soon(ns.name)
             ready.set()
 
     async def ensure_initial_namespaces(self) -> None:
@@ -205,16 +206,24 @@ class Registry:
             admit_create(info, msg, now=self.now())
             if info.kind == "Namespace":
                 _namespace_defaults(msg)
+            if info.kind == "Pod" and self.default_toleration_seconds is not None:
+                add_default_tolerations(msg, self.default_toleration_seconds)
             if dry_run:
+                await self.quota.check(info, namespace, msg)
                 return StoredObject(info, msg, 0)
             key = info.key(namespace, meta.name)
             create = functools.partial(_create, self.store, key, msg)
             try:
-                rev = await _store_call(info, meta.name, self._hooked(info, msg, None, create))
+                # Quota runs last (Kubernetes: a validating admission plugin),
+                # around the write: it holds its namespace lock until then.
+                rev = await self.quota.create(info, namespace, msg, functools.partial(
+                    self._write_new, info, msg, create))
             except errors.APIError as exc:
                 if exc.reason == "AlreadyExists" and generated:
                     continue
                 raise
+            if info.kind == "Namespace":
+                self._terminating.pop(meta.name, None)
             return self._written(info, key, msg, rev)
         raise errors.AlreadyExists(info.resource, meta.name, group=info.group)
 
@@ -267,11 +276,14 @@ class Registry:
         subresource: str = "",
         dry_run: bool = False,
         retry_conflicts: bool = True,
+        start: StoredObject | None = None,
     ) -> StoredObject:
         """Read, mutate (returns the new message), admit, compare-and-swap.
 
         On a conflict the whole cycle runs again against the new version,
         unless the caller pinned a version (then the conflict is the answer).
+        `start`: a copy the caller knows to be newer than the cache's (its own
+        last write), tried first like a cached one.
         """
         key = info.key(namespace, name)
         cache = self.caches[info]
@@ -280,6 +292,8 @@ class Registry:
         # conclusion drawn from a cached copy (a conflict, "nothing changed")
         # is re-checked against etcd before it is answered.
         cached = cache.get(key) if cache.ready else None
+        if start is not None and (cached is None or start.rv > cached.rv):
+            cached = start
         async for _ in _attempts():
             from_cache = cached is not None
             current = cached if cached is not None else await self.get(info, namespace, name)
@@ -365,8 +379,6 @@ class Registry:
             if opts.dry_run:
                 return StoredObject(info, graceful, current.rv, key=key), False
             if encode_for_store(graceful) == encode_for_store(current.msg):
-                if info.kind == "Namespace":
-                    self._finalize_namespace_soon(name)
                 return current, False
             try:
                 rev = await self.store.update(key, encode_for_store(graceful), expected_revision=current.rv)
@@ -374,13 +386,16 @@ class Registry:
                 continue
             except store_errors.StoreError as exc:
                 raise _translate(info, name, exc) from exc
-            obj = self._written(info, key, graceful, rev)
             if info.kind == "Namespace":
-                self._finalize_namespace_soon(name)
-            return obj, False
+                self._terminating[name] = meta.uid
+            return self._written(info, key, graceful, rev), False
         raise errors.Conflict(info.resource, name, "too many concurrent writers; try again", group=info.group)
 
     # --- helpers -----------------------------------------------------------
+
+    async def _write_new(self, info: ResourceInfo, msg: Any, create: Callable[[], Awaitable[int]]) -> int:
+        rev: int = await _store_call(info, msg.metadata.name, self._hooked(info, msg, None, create))
+        return rev
 
     async def _hooked(self, info: ResourceInfo, new: Any, old: Any | None,
                       write: Callable[[], Awaitable[int]]) -> int:
@@ -415,19 +430,29 @@ class Registry:
             grace = max(grace, 0)
             if not msg.spec.node_name or grace == 0 or msg.status.phase in ("Succeeded", "Failed"):
                 grace = None
-        lingers = grace is not None or bool(meta.finalizers) or info.kind == "Namespace"
+        finalizers = gc_finalizers(info, list(meta.finalizers), opts.propagation_policy)
+        lingers = grace is not None or bool(finalizers) or (
+            info.kind == "Namespace" and bool(msg.spec.finalizers))
         if not lingers:
             return None
         new = current.copy_msg()
         nm = new.metadata
+        if finalizers != list(nm.finalizers):
+            nm.ClearField("finalizers")
+            nm.finalizers.extend(finalizers)
         now = self.now().replace(microsecond=0)
         if grace is not None:
             deadline = now + _dt.timedelta(seconds=grace)
             if not nm.HasField("deletion_timestamp") or nm.deletion_grace_period_seconds > grace:
                 nm.deletion_timestamp.FromDatetime(deadline)
                 nm.deletion_grace_period_seconds = grace
-        elif not nm.HasField("deletion_timestamp"):
-            nm.deletion_timestamp.FromDatetime(now)
+        else:
+            # Nothing to wait for but finalizers: a pod already counting down
+            # its grace period is cut short (an agent's grace-0 delete), so
+            # that it goes as soon as the last finalizer does.
+            shortened = info.kind == "Pod" and nm.deletion_grace_period_seconds != 0
+            if not nm.HasField("deletion_timestamp") or shortened:
+                nm.deletion_timestamp.FromDatetime(now)
             nm.deletion_grace_period_seconds = 0
         if info.kind == "Namespace":
             new.status.phase = "Terminating"
@@ -439,7 +464,9 @@ class Registry:
         if not meta.HasField("deletion_timestamp") or meta.finalizers:
             return False
         if info.kind == "Pod":
-            return False  # pods go when their agent deletes them with grace 0
+            # A pod goes once its agent has deleted it with grace 0 (or it
+            # never needed a grace period) and no finalizer holds it.
+            return meta.deletion_grace_period_seconds == 0
         if info.kind == "Namespace":
             return not list(new.spec.finalizers)
         return True
@@ -459,59 +486,34 @@ class Registry:
             if kv is None:
                 raise errors.NotFound("namespaces", namespace)
             ns = decode_from_store(NAMESPACES, NAMESPACES.key("", namespace), kv.value, kv.mod_revision)
-        if ns.msg.metadata.HasField("deletion_timestamp"):
+        if ns.msg.metadata.HasField("deletion_timestamp") or (
+                self._terminating.get(namespace) == ns.msg.metadata.uid):
             raise errors.APIError(
                 f"unable to create new content in namespace {namespace} because it is being terminated",
                 403, "Forbidden", name=namespace, kind="namespaces",
             )
 
-    def _finalize_namespace_soon(self, name: str) -> None:
-        if name in self._finalizing:
-            return
-        self._finalizing.add(name)
-        task = asyncio.ensure_future(self._finish_namespace(name))
-        self._background.add(task)
 
-        def done(t: asyncio.Task[None]) -> None:
-            self._background.discard(t)
-            self._finalizing.discard(name)
+def gc_finalizers(info: ResourceInfo, finalizers: list[str], policy: str) -> list[str]:
+    """The finalizers a DELETE with `policy` leaves on the object (Kubernetes'
+    deletionFinalizersForGarbageCollection).
 
-        task.add_done_callback(done)
-
-    async def _finish_namespace(self, name: str) -> None:
-        """The namespace finalizer: delete everything in it, then the namespace.
-
-        Kubernetes runs this in the namespace controller; Flotilla keeps it in
-        the apiserver until the controller manager exists (issue 4).
-        """
-        try:
-            await asyncio.sleep(self._namespace_delay_s)
-            for info in RESOURCES:
-                if not info.namespaced:
-                    continue
-                while True:
-                    objs, _ = await self.list(info, Filter(namespace=name), resource_version="")
-                    if not objs:
-                        break
-                    for o in objs:
-                        try:
-                            await self.delete(info, name, o.name, DeleteOptions(grace_period_seconds=0))
-                        except errors.APIError as exc:
-                            if exc.code != 404:
-                                raise
-                    await asyncio.sleep(0.05)
-
-            async def drop_finalizer(current: StoredObject) -> Any:
-                new = current.copy_msg()
-                new.spec.ClearField("finalizers")
-                return new
-
-            await self.guaranteed_update(NAMESPACES, "", name, drop_finalizer)
-        except errors.APIError as exc:
-            if exc.code != 404:
-                log.warning("namespace %s: finalization failed: %s", name, exc)
-        except Exception:
-            log.exception("namespace %s: finalization failed", name)
+    Orphan puts `orphan`, Foreground puts `foregroundDeletion` (each drops the
+    other); no policy keeps whichever is there; Background drops both.
+    Namespaces are emptied by their own controller and take neither.
+    """
+    if info.kind == "Namespace":
+        return finalizers
+    orphan = policy == "Orphan" or (not policy and ORPHAN_FINALIZER in finalizers)
+    foreground = policy == "Foreground" or (not policy and FOREGROUND_FINALIZER in finalizers)
+    kept = [f for f in finalizers if f not in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER)]
+    if orphan:
+        kept.append(ORPHAN_FINALIZER)
+    if foreground:
+        kept.append(FOREGROUND_FINALIZER)
+    if set(kept) == set(finalizers):
+        return finalizers
+    return kept
 
 
 def _namespace_defaults(msg: Any) -> None:

@@ -38,6 +38,9 @@ class APIServerConfig:
     grpc_port: int = 6444
     # What discovery tells clients the server's address is ("" = the Host header).
     advertise: str = ""
+    # DefaultTolerationSeconds admission: the tolerationSeconds new pods get for
+    # not-ready:NoExecute and unreachable:NoExecute (Kubernetes: 300; None: off).
+    default_toleration_seconds: int | None = 300
     # Services (issue 5): clusterIPs from service_cidr, nodePorts from the range.
     service_cidr: str = DEFAULT_SERVICE_CIDR
     node_port_range: str = "30000-32767"
@@ -63,7 +66,8 @@ class APIServer:
     def __post_init__(self) -> None:
         self.allocator = ServiceAllocator(self.store, service_cidr=self.config.service_cidr,
                                           node_port_range=self.config.node_port_range)
-        self.registry = Registry(self.store, hooks={"Service": self.allocator})
+        self.registry = Registry(self.store, hooks={"Service": self.allocator},
+                                 default_toleration_seconds=self.config.default_toleration_seconds)
 
     async def run(self, *, ready: asyncio.Event) -> None:
         cfg = self.config

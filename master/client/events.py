@@ -47,6 +47,7 @@ class _Key:
     type: str
     reason: str
     message: str
+    component: str = ""  # overrides the recorder's (several controllers share one recorder)
 
 
 def involved_reference(obj: Any) -> core_pb2.ObjectReference:
@@ -90,15 +91,18 @@ class EventRecorder:
         )
         self._cache_size = cache_size
 
-    def event(self, obj: Any, type_: str, reason: str, message: str) -> None:
-        """Record that `reason: message` happened to `obj`. Never raises, never waits."""
+    def event(self, obj: Any, type_: str, reason: str, message: str, *, component: str = "") -> None:
+        """Record that `reason: message` happened to `obj`. Never raises, never waits.
+
+        `component` names the source when it is not the recorder's own (Kubernetes
+        shows e.g. "node-controller" in kubectl describe's From column)."""
         try:
             ref = involved_reference(obj)
         except Exception:  # noqa: BLE001 - an unknown kind must not break the caller
             log.warning("event for an object of unknown kind dropped", extra={"reason": reason})
             return
         namespace = ref.namespace or "default"
-        key = _Key(namespace, ref.kind, ref.name, ref.uid, type_, reason, message)
+        key = _Key(namespace, ref.kind, ref.name, ref.uid, type_, reason, message, component)
         self._pending.append((key, ref, self.clock.now()))
         self._wake.set()
 
@@ -143,11 +147,11 @@ class EventRecorder:
                 return
         event = core_pb2.Event(
             involved_object=ref, reason=key.reason, message=key.message, type=key.type,
-            count=1, reporting_component=self.component, reporting_instance=self.host,
+            count=1, reporting_component=key.component or self.component, reporting_instance=self.host,
         )
         event.metadata.name = f"{key.name}.{secrets.token_hex(8)}"
         event.metadata.namespace = key.namespace
-        event.source.component = self.component
+        event.source.component = key.component or self.component
         if self.host:
             event.source.host = self.host
         event.first_timestamp.CopyFrom(now)

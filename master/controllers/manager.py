@@ -50,6 +50,15 @@ def _registry() -> dict[str, ControllerFactory]:
     from master.controllers.endpoints import EndpointsController
 
     controllers[EndpointsController.name] = EndpointsController
+    from master.controllers.garbagecollector import GarbageCollector
+    from master.controllers.namespace import NamespaceController
+    from master.controllers.nodelifecycle import NodeLifecycleController
+    from master.controllers.resourcequota import ResourceQuotaController
+
+    controllers[NamespaceController.name] = NamespaceController
+    controllers[GarbageCollector.name] = GarbageCollector
+    controllers[NodeLifecycleController.name] = NodeLifecycleController
+    controllers[ResourceQuotaController.name] = ResourceQuotaController
     return controllers
 
 

@@ -304,7 +304,14 @@ class NodesService(node_pb2_grpc.NodesServicer):
         async def run(node: str) -> core_pb2.Pod:
             meta = request.pod.metadata
             await self._own_pod(node, meta.namespace, meta.name, meta.uid)
-            obj = await self.registry.update(PODS, meta.namespace, meta.name, _copy(request.pod), subresource="status")
+            # The node is the one writer of its pods' status (one worker per
+            # pod), so its status applies to the current object, as kubelet's
+            # status patch does: the agent's copy is usually a version behind
+            # (the scheduler's binding, the controllers' labels), and pinning
+            # it would turn every such write into a Conflict.
+            pod = _copy(request.pod)
+            pod.metadata.resource_version = ""
+            obj = await self.registry.update(PODS, meta.namespace, meta.name, pod, subresource="status")
             return obj.msg  # type: ignore[no-any-return]
 
         return await self._call(context, "UpdatePodStatus", run)

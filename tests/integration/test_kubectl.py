@@ -31,6 +31,7 @@ import pytest
 
 from deploy.etcd_cluster import EtcdCluster
 from tests.integration.harness import MasterProcess, master_process
+from tests.integration.lifecycle import controllers_in_thread
 
 DISPATCHER = Path("/usr/bin/kubectl")
 TIMEOUT_S = 30
@@ -544,7 +545,9 @@ def test_delete_manifest_removes_everything(kube: Kube) -> None:
     path = make_app(kube, ns)
     # Not in the manifest: only the namespace's own cleanup removes it.
     kube.ok("create", "configmap", "extra", "-n", ns, "--from-literal=k=v")
-    out = kube.ok("delete", "-f", str(path))
+    # The namespace controller empties the namespace and lets it go.
+    with controllers_in_thread(kube.master.grpc_target, ["namespace"]):
+        out = kube.ok("delete", "-f", str(path))
     for line in (f'namespace "{ns}" deleted', 'configmap "web-config" deleted',
                  'deployment.apps "web" deleted', 'service "web" deleted'):
         assert line in out

@@ -9,6 +9,7 @@ pods/binding. Expected answers are Kubernetes'.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import aiohttp
 import pytest_asyncio
 
+from master.client import Client
+from master.controllers.manager import ControllerManager
 from tests.integration.harness import InProcessMaster, in_process_master
 
 NS = "/api/v1/namespaces/default"
@@ -48,6 +51,23 @@ async def ok(s: aiohttp.ClientSession, method: str, path: str, body: Any = None,
     code, answer = await call(s, method, path, body, content_type=content_type)
     assert code == want, f"{method} {path}: {code} {answer}"
     return answer
+
+
+@contextlib.asynccontextmanager
+async def namespace_controller(m: InProcessMaster) -> AsyncIterator[None]:
+    """The namespace controller empties and finalizes deleted namespaces
+    (the apiserver only marks them Terminating)."""
+    client = await Client.connect(m.grpc_target, wait_ready_s=10)
+    manager = ControllerManager(client, enabled=["namespace"],
+                                options={"namespace": {"deletion_delay_s": 0.2, "recheck_s": 0.2}})
+    task = asyncio.create_task(manager.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.close()
 
 
 def pod(name: str, *, node: str = "") -> dict[str, Any]:
@@ -145,28 +165,31 @@ async def test_grace_period_zero_removes_a_pod_on_a_node_at_once(api: Api) -> No
 
 
 async def test_namespace_deletion_terminates_then_removes_it_and_its_contents(api: Api) -> None:
-    _, s = api
+    m, s = api
     await ok(s, "POST", "/api/v1/namespaces", {"metadata": {"name": "doomed"}}, want=201)
     await ok(s, "POST", "/api/v1/namespaces/doomed/configmaps", {"metadata": {"name": "cm"}}, want=201)
     await ok(s, "POST", "/api/v1/namespaces/doomed/pods", pod("p", node="node-a"), want=201)
     answer = await ok(s, "DELETE", "/api/v1/namespaces/doomed")
     assert answer["kind"] == "Namespace" and answer["status"]["phase"] == "Terminating"
     assert answer["metadata"]["deletionTimestamp"]
-    await eventually_gone(s, "/api/v1/namespaces/doomed")
+    async with namespace_controller(m):
+        await eventually_gone(s, "/api/v1/namespaces/doomed")
     for path in ("/api/v1/namespaces/doomed/configmaps", "/api/v1/namespaces/doomed/pods"):
         assert (await ok(s, "GET", path))["items"] == []
 
 
 async def test_creating_in_a_terminating_namespace_is_forbidden(api: Api) -> None:
-    _, s = api
+    m, s = api
     await ok(s, "POST", "/api/v1/namespaces", {"metadata": {"name": "closing", "finalizers": ["example.com/hold"]}},
              want=201)
     await ok(s, "DELETE", "/api/v1/namespaces/closing")
     code, status = await call(s, "POST", "/api/v1/namespaces/closing/configmaps", {"metadata": {"name": "late"}})
     assert (code, status["reason"]) == (403, "Forbidden"), status
+    assert status["message"] == "unable to create new content in namespace closing because it is being terminated"
     # Release the metadata finalizer so the namespace can go.
     await ok(s, "PATCH", "/api/v1/namespaces/closing", {"metadata": {"finalizers": None}}, content_type=MERGE)
-    await eventually_gone(s, "/api/v1/namespaces/closing")
+    async with namespace_controller(m):
+        await eventually_gone(s, "/api/v1/namespaces/closing")
 
 
 # --- dry runs and no-op writes -----------------------------------------------------------

@@ -1,0 +1,157 @@
+"""Issue 4's end-to-end bullet on the lab: real dockerd, real agents, the real
+scheduler and controllers.
+
+`flotctl lab up --nodes 3` with a short node-failure window (heartbeat 1 s,
+grace 4 s, default tolerationSeconds 5); a 6-replica Deployment applied with
+kubectl spreads over the three hosts; then one host's agent is SIGKILLed and
+its link to the switch goes down. Its node goes Ready=Unknown and is tainted
+unreachable, its pods are evicted after their tolerationSeconds, and the
+ReplicaSet's replacements run on the other two hosts: six Running and Ready
+pods, none on the dead host, within the configured window plus start-up time.
+
+The lost host's pods stay Terminating (no agent is left to confirm them gone),
+exactly as on Kubernetes; `flotctl lab down` removes their containers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from deploy.dockerd import ensure_dockerd
+from deploy.etcd_cluster import free_port_block
+from node_agent.runtime.interface import TEST_IMAGE
+from tests.e2e.test_lab_nodes import _api, _leftovers, _run
+from tests.integration.harness import free_port
+
+HEARTBEAT_S, GRACE_S, EVICTION_S = 1, 4, 5
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  replicas: 6
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: http
+        image: %s
+        imagePullPolicy: Never
+        command: ["busybox", "httpd", "-f", "-p", "8080", "-h", "/var/www"]
+        readinessProbe:
+          tcpSocket: {port: 8080}
+          periodSeconds: 1
+"""
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    st = pod.get("status", {})
+    return st.get("phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions", []))
+
+
+def _serving(rest: int) -> list[dict[str, Any]]:
+    pods = _api(rest, "GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dweb")["items"]
+    return [p for p in pods if _ready(p) and "deletionTimestamp" not in p["metadata"]]
+
+
+def _wait(what: str, fn: Any, *, timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = fn()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_deployment_spreads_and_survives_a_lost_host(tmp_path: Path) -> None:
+    ensure_dockerd()
+    api = docker.APIClient(version="auto", timeout=60)
+    import asyncio
+
+    from node_agent.runtime.docker import DockerRuntime
+
+    asyncio.run(DockerRuntime().ensure_image(TEST_IMAGE))
+
+    lab_id = "f" + uuid.uuid4().hex[:5]
+    lab_dir = tmp_path / "lab"
+    subnet = f"172.31.{uuid.uuid4().int % 200 + 20}.0/24"
+    env = dict(os.environ, FLOTILLA_LAB_DIR=str(lab_dir), HOME=str(tmp_path))
+    kenv = dict(env, KUBECONFIG=str(tmp_path / "kubeconfig"))
+    rest, grpc_port = free_port(), free_port()
+    nodes = [f"{lab_id}-n{i}" for i in (1, 2, 3)]
+    flotctl = [sys.executable, "-m", "flotctl.main"]
+    try:
+        up = _run(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
+                             "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(free_port_block()),
+                             "--rest-port", str(rest), "--grpc-port", str(grpc_port),
+                             "--heartbeat-period-s", str(HEARTBEAT_S), "--node-grace-s", str(GRACE_S),
+                             "--eviction-s", str(EVICTION_S)], env)
+        assert up.returncode == 0, up.stdout + up.stderr
+
+        manifest = tmp_path / "web.yaml"
+        manifest.write_text(DEPLOYMENT % TEST_IMAGE)
+        applied = _run(["kubectl", "apply", "-f", str(manifest)], kenv, timeout=60)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        waited = _run(["kubectl", "wait", "--for=condition=Available", "deployment/web", "--timeout=120s"],
+                      kenv, timeout=150)
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        serving = _wait("six ready pods", lambda: (lambda s: s if len(s) == 6 else None)(_serving(rest)),
+                        timeout_s=60)
+        spread = Counter(p["spec"]["nodeName"] for p in serving)
+        assert sorted(spread) == sorted(nodes), spread  # every host runs some
+        assert max(spread.values()) - min(spread.values()) <= 1, spread  # and evenly
+
+        # Lose host 3: its agent dies with SIGKILL and its link goes down.
+        lost = nodes[2]
+        state = json.loads((lab_dir / "state.json").read_text())
+        os.kill(state["agents"][lost], signal.SIGKILL)
+        subprocess.run(["nsenter", f"--net=/var/run/netns/{lab_id}-{lost}", "ip", "link", "set", "eth0", "down"],
+                       check=True, timeout=30)
+        lost_at = time.monotonic()
+
+        def node_unknown() -> bool:
+            node = _api(rest, "GET", f"/api/v1/nodes/{lost}")
+            ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+            taints = {(t["key"], t["effect"]) for t in node["spec"].get("taints", [])}
+            return bool(ready and ready[0]["status"] == "Unknown"
+                        and ("node.kubernetes.io/unreachable", "NoExecute") in taints)
+
+        _wait("the lost node to be Unknown and tainted", node_unknown, timeout_s=GRACE_S + 30)
+
+        def moved() -> list[dict[str, Any]] | None:
+            s = _serving(rest)
+            return s if len(s) == 6 and all(p["spec"]["nodeName"] != lost for p in s) else None
+
+        moved_pods = _wait("six ready pods on the other hosts", moved, timeout_s=GRACE_S + EVICTION_S + 90)
+        took_s = time.monotonic() - lost_at
+        assert {p["spec"]["nodeName"] for p in moved_pods} <= set(nodes[:2])
+        print(f"pods of the lost host ran elsewhere {took_s:.1f} s after it was lost "
+              f"(grace {GRACE_S} s + tolerationSeconds {EVICTION_S} s)")
+        rollout = _run(["kubectl", "rollout", "status", "deployment/web", "--timeout=60s"], kenv, timeout=90)
+        assert rollout.returncode == 0, rollout.stdout + rollout.stderr
+    finally:
+        down = _run(flotctl + ["lab", "down"], env)
+        left = _leftovers(lab_id, lab_dir, nodes, api)
+        api.close()
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert left == [], left
