@@ -218,7 +218,14 @@ def compute_pod_actions(
     # Init containers, in order; at most one acts per step.
     for spec in pod.spec.init_containers:
         items = by_name.get(spec.name, [])
-        latest = items[0] if items and in_current(items[0]) else None
+        here = [c for c in items if in_current(c)]
+        if any(c.state == ContainerState.RUNNING for c in here):
+            return PodActions(sandbox_id=current, remove=remove)  # it is still running: wait
+        if any(c.state == ContainerState.EXITED and c.exit_code == 0 for c in here):
+            continue  # succeeded in this sandbox: never again
+        if restart_policy == "Never" and any(c.state == ContainerState.EXITED for c in here):
+            return PodActions(sandbox_id=current, remove=remove, finished=True, kill_sandboxes=(current,))
+        latest = here[0] if here else None
         if latest is None:
             w = failure_wait(spec.name, spec.image)
             if w:
@@ -232,10 +239,11 @@ def compute_pod_actions(
         if latest.state != ContainerState.EXITED:
             # Created but never started (an interrupted start): replace it.
             return PodActions(sandbox_id=current, remove=remove + (latest.id,),
-                              start=(StartContainer(spec.name, True, latest.restart_count),))
+                              start=(StartContainer(spec.name, True, items[0].restart_count),))
         if restart_policy == "Never":
             return PodActions(sandbox_id=current, remove=remove, finished=True, kill_sandboxes=(current,))
-        return _restart_or_wait(pod, spec.name, latest, True, now, backoff, policy, current, remove)
+        return _restart_or_wait(pod, spec.name, latest, True, now, backoff, policy, current, remove,
+                                count=next_count(items))
 
     kills: list[KillContainer] = []
     starts: list[StartContainer] = []
@@ -246,6 +254,12 @@ def compute_pod_actions(
         items = by_name.get(spec.name, [])
         latest = items[0] if items else None
         want_hash = container_hash(spec)
+        if restart_policy == "Never" and latest is not None and latest.state != ContainerState.RUNNING and any(
+                c.state == ContainerState.EXITED for c in items):
+            # Never: a container that ran once never runs again; leftovers of an
+            # interrupted start go.
+            extra_remove.extend(c.id for c in items if c.state == ContainerState.CREATED)
+            continue
         if latest is None or (not in_current(latest) and latest.state != ContainerState.RUNNING):
             w = failure_wait(spec.name, spec.image)
             if w:
@@ -265,6 +279,7 @@ def compute_pod_actions(
                 kills.append(KillContainer(latest.id, spec.name, "SpecChanged", grace))
             continue
         if latest.state != ContainerState.EXITED:
+            # Created but never started (an interrupted start): replace it.
             extra_remove.append(latest.id)
             starts.append(StartContainer(spec.name, False, latest.restart_count))
             alive += 1
@@ -276,7 +291,8 @@ def compute_pod_actions(
         if not should_restart(restart_policy, latest.exit_code):
             continue
         alive += 1
-        step = _restart_or_wait(pod, spec.name, latest, False, now, backoff, policy, current, ())
+        step = _restart_or_wait(pod, spec.name, latest, False, now, backoff, policy, current, (),
+                                count=next_count(items))
         starts.extend(step.start)
         waits.extend(step.waits)
     if alive == 0 and pod.spec.containers:
@@ -288,7 +304,7 @@ def compute_pod_actions(
 
 def _restart_or_wait(pod: Any, name: str, latest: ContainerStatus, init: bool, now: float,
                      backoff: Mapping[str, BackoffEntry], policy: BackoffPolicy, current: str,
-                     remove: tuple[str, ...]) -> PodActions:
+                     remove: tuple[str, ...], *, count: int) -> PodActions:
     key = f"{pod.metadata.uid}/{name}"
     entry = backoff.get(key)
     remaining = backoff_remaining(entry, event_time=_ts(latest), now=now, policy=policy)
@@ -297,7 +313,7 @@ def _restart_or_wait(pod: Any, name: str, latest: ContainerStatus, init: bool, n
         return PodActions(sandbox_id=current, remove=remove, wake_after_s=remaining,
                           waits=(Wait(name, "CrashLoopBackOff", msg, remaining),))
     return PodActions(sandbox_id=current, remove=remove,
-                      start=(StartContainer(name, init, latest.restart_count + 1, backoff_ran_s=_ran_s(latest)),))
+                      start=(StartContainer(name, init, count, backoff_ran_s=_ran_s(latest)),))
 
 
 def _needs_new_sandbox(pod: Any, by_name: dict[str, list[ContainerStatus]], restart_policy: str) -> bool:

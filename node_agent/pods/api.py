@@ -38,21 +38,26 @@ class ClientNodeAPI:
     async def update_pod_status(self, pod: Pod) -> None:
         from master.client.errors import Conflict, NotFound
 
-        try:
-            current = await self._client.get(Pod, pod.metadata.name, namespace=pod.metadata.namespace)
-        except NotFound:
-            return
-        if current.metadata.uid != pod.metadata.uid:
-            return
-        current.status.CopyFrom(pod.status)
-        try:
-            await self._client.update_status(current)
-        except (Conflict, NotFound):
-            # The next status sync writes the latest state again.
-            return
+        for attempt in range(5):
+            try:
+                current = await self._client.get(Pod, pod.metadata.name, namespace=pod.metadata.namespace)
+            except NotFound:
+                return
+            if current.metadata.uid != pod.metadata.uid:
+                return  # a new pod with the same name: not ours to write
+            current.status.CopyFrom(pod.status)
+            try:
+                await self._client.update_status(current)
+                return
+            except NotFound:
+                return
+            except Conflict:
+                if attempt == 4:
+                    raise
+                continue  # someone wrote in between: read again and write ours on top
 
     async def delete_pod(self, pod: Pod) -> None:
-        from master.client.errors import NotFound
+        from master.client.errors import Conflict, NotFound
 
         try:
             await self._client.delete(
@@ -62,8 +67,8 @@ class ClientNodeAPI:
                 grace_period_seconds=0,
                 precondition_uid=pod.metadata.uid,
             )
-        except NotFound:
-            return
+        except (NotFound, Conflict):
+            return  # gone already, or a new pod of the same name (uid precondition)
 
     async def get_config_map(self, namespace: str, name: str) -> core_pb2.ConfigMap | None:
         from master.client.errors import NotFound

@@ -195,3 +195,31 @@ def render_hosts(pod: Any, *, pod_ip: str) -> str:
     for alias in pod.spec.host_aliases:
         lines.append(f"{alias.ip}\t" + "\t".join(alias.hostnames))
     return "\n".join(lines) + "\n"
+
+
+def compute_dns(pod: Any, *, cluster_dns: tuple[str, ...], cluster_domain: str) -> tuple[
+        tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(nameservers, searches, options) for the pod's resolv.conf, by dnsPolicy.
+
+    ClusterFirst (the default; for hostNetwork pods only with
+    ClusterFirstWithHostNet) uses the cluster DNS when one is configured, with
+    Kubernetes' search path and ndots:5; Default (or no cluster DNS) leaves the
+    node's resolver; None uses dnsConfig alone. dnsConfig is appended as
+    Kubernetes does."""
+    policy = pod.spec.dns_policy or "ClusterFirst"
+    ns = pod.metadata.namespace
+    servers: list[str] = []
+    searches: list[str] = []
+    options: list[str] = []
+    cluster = policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not pod.spec.host_network)
+    if cluster and cluster_dns:
+        servers = list(cluster_dns)
+        searches = [f"{ns}.svc.{cluster_domain}", f"svc.{cluster_domain}", cluster_domain]
+        options = ["ndots:5"]
+    cfg = pod.spec.dns_config
+    servers += [s for s in cfg.nameservers if s not in servers]
+    searches += [s for s in cfg.searches if s not in searches]
+    for opt in cfg.options:
+        text = f"{opt.name}:{opt.value}" if opt.HasField("value") else opt.name
+        options = [o for o in options if o.split(":", 1)[0] != opt.name] + [text]
+    return tuple(servers[:3]), tuple(searches[:32]), tuple(options)

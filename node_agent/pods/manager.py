@@ -16,17 +16,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 from master.client.clock import Clock, RealClock
 from node_agent.network.interface import PodNetwork
 from node_agent.pods.api import NodeAPI, Pod
 from node_agent.pods.backoff import BackoffPolicy
+from node_agent.pods.volumes import teardown_volumes
 from node_agent.pods.worker import PodWorker
 from node_agent.runtime import errors
 from node_agent.runtime.interface import LABEL_NODE, LABEL_POD_UID, ContainerRuntime
 from protos.core.v1 import core_pb2
 
 log = logging.getLogger(__name__)
+
+
+class EventSink(Protocol):
+    """What master.client.events.EventRecorder offers; event() only enqueues."""
+
+    def event(self, obj: Any, type_: str, reason: str, message: str) -> None: ...
 
 
 class PodManager:
@@ -46,6 +54,9 @@ class PodManager:
         root_dir: str = "/var/lib/flotilla",
         host_ip: str = "",
         registry_configured: bool = False,
+        cluster_dns: tuple[str, ...] = (),
+        cluster_domain: str = "cluster.local",
+        events: EventSink | None = None,
     ) -> None:
         self.runtime = runtime
         self.network = network
@@ -59,6 +70,11 @@ class PodManager:
         self.root_dir = root_dir
         self.host_ip = host_ip
         self.registry_configured = registry_configured
+        # Pods' resolv.conf: the cluster DNS service address(es); empty = the node's resolver.
+        self.cluster_dns = tuple(cluster_dns)
+        self.cluster_domain = cluster_domain
+        # Where Events go (master.client.events.EventRecorder, component "kubelet"); None: nowhere.
+        self.events = events
         self.workers: dict[str, PodWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._pending: dict[str, Pod] = {}
@@ -131,6 +147,7 @@ class PodManager:
             await self.runtime.stop_pod_sandbox(s.id)
             await self.runtime.remove_pod_sandbox(s.id)
         await self.network.teardown_pod(pod_uid=uid)
+        await asyncio.to_thread(teardown_volumes, self.root_dir, uid)
         self.orphans_removed.append(uid)
 
     # ------------------------------------------------------------- pod updates

@@ -97,6 +97,16 @@ async def run_probe(probe: Any, *, timeout_s: float, runtime: ContainerRuntime, 
         return False, f"{type(exc).__name__}: {exc}"
 
 
+async def run_handler(handler: Any, *, timeout_s: float, runtime: ContainerRuntime, container_id: str,
+                      container: Any, pod_ip: str, clock: Clock) -> tuple[bool, str]:
+    """A lifecycle handler (postStart / preStop): exec, httpGet, tcpSocket or sleep."""
+    if handler.HasField("sleep"):
+        await clock.sleep(min(float(handler.sleep.seconds), timeout_s))
+        return True, ""
+    return await run_probe(handler, timeout_s=timeout_s, runtime=runtime, container_id=container_id,
+                           container=container, pod_ip=pod_ip)
+
+
 async def probe_loop(spec: ProbeSpec, probe: Any, *, clock: Clock, runtime: ContainerRuntime, container_id: str,
                      container: Any, pod_ip: Callable[[], str], gate: Callable[[], bool],
                      on_change: Callable[[ProbeState], None], initial_delay_s: float) -> None:

@@ -42,6 +42,8 @@ class StatusInputs:
     pod_ip: str = ""
     host_ip: str = ""
     sandbox_id: str = ""
+    # Per container id: the termination message of an exited instance (terminationMessagePath).
+    messages: Mapping[str, str] = field(default_factory=dict)
 
 
 def _set_ts(ts: Any, when: datetime | None) -> None:
@@ -49,9 +51,10 @@ def _set_ts(ts: Any, when: datetime | None) -> None:
         ts.FromDatetime(when.replace(tzinfo=None) if when.tzinfo is None else when)
 
 
-def _terminated(c: ContainerStatus) -> core_pb2.ContainerStateTerminated:
+def _terminated(c: ContainerStatus, messages: Mapping[str, str]) -> core_pb2.ContainerStateTerminated:
     t = core_pb2.ContainerStateTerminated(exit_code=c.exit_code, reason=c.reason or (
-        "Completed" if c.exit_code == 0 else "Error"), message=c.message, container_id=f"docker://{c.id}")
+        "Completed" if c.exit_code == 0 else "Error"), message=messages.get(c.id, c.message),
+        container_id=f"docker://{c.id}")
     _set_ts(t.started_at, c.started_at)
     _set_ts(t.finished_at, c.finished_at)
     return t
@@ -77,15 +80,15 @@ def container_status(spec: Any, items: list[ContainerStatus], inputs: StatusInpu
         out.started = inputs.started.get(latest.id, True)
         out.ready = out.started and inputs.ready.get(latest.id, True)
         if len(items) > 1 and items[1].state == ContainerState.EXITED:
-            out.last_state.terminated.CopyFrom(_terminated(items[1]))
+            out.last_state.terminated.CopyFrom(_terminated(items[1], inputs.messages))
     elif latest.state == ContainerState.EXITED or stale:
         if waiting:
             out.state.waiting.reason, out.state.waiting.message = waiting
-            out.last_state.terminated.CopyFrom(_terminated(latest))
+            out.last_state.terminated.CopyFrom(_terminated(latest, inputs.messages))
         else:
-            out.state.terminated.CopyFrom(_terminated(latest))
+            out.state.terminated.CopyFrom(_terminated(latest, inputs.messages))
             if len(items) > 1 and items[1].state == ContainerState.EXITED:
-                out.last_state.terminated.CopyFrom(_terminated(items[1]))
+                out.last_state.terminated.CopyFrom(_terminated(items[1], inputs.messages))
     else:
         out.state.waiting.reason = waiting[0] if waiting else "ContainerCreating"
         if waiting:

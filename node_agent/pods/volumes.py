@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -142,6 +143,8 @@ def setup_volumes(pod: Any, root: str, *, config_maps: Mapping[str, Any], secret
         else:  # emptyDir (and any source this agent does not know: an empty dir)
             path.mkdir(parents=True, exist_ok=True)
             os.chmod(path, 0o777)
+            if v.empty_dir.medium == "Memory" and not os.path.ismount(path):
+                _mount_tmpfs(path, v.empty_dir.size_limit)
         out[v.name] = str(path)
     return out
 
@@ -164,5 +167,32 @@ def referenced_volume_objects(pod: Any) -> tuple[set[str], set[str]]:
     return cms, secrets
 
 
+def _mount_tmpfs(path: Path, size_limit: str) -> None:
+    """emptyDir medium Memory: a tmpfs on the volume's directory, shared by the pod's
+    containers through the bind mount (a per-container Docker tmpfs would not be)."""
+    opts = "mode=0777"
+    if size_limit:
+        from node_agent.pods.env import parse_quantity
+
+        opts += f",size={int(parse_quantity(size_limit))}"
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise ConfigError(f"emptyDir medium Memory: mount tmpfs on {path}: {res.stderr.strip()}")
+
+
+def mounts_under(base: Path) -> list[str]:
+    prefix = str(base) + "/"
+    try:
+        with open("/proc/self/mounts") as f:
+            points = [line.split()[1] for line in f]
+    except OSError:
+        return []
+    # Deepest first, so nested mounts come off before their parents.
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
 def teardown_volumes(root: str, uid: str) -> None:
-    shutil.rmtree(pod_dir(root, uid), ignore_errors=True)
+    base = pod_dir(root, uid)
+    for point in mounts_under(base):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)

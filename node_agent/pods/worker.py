@@ -21,31 +21,24 @@ from typing import TYPE_CHECKING, Any
 from node_agent.pods.actions import (
     ObservedPod,
     PodActions,
-    StartContainer,
     StartFailure,
     compute_pod_actions,
-    container_hash,
     grace_seconds,
+    pod_ref,
 )
-from node_agent.pods.backoff import next_backoff
 from node_agent.pods.env import (
     ConfigError,
-    compute_env,
-    cpu_shares,
-    memory_limit_bytes,
-    nano_cpus,
-    referenced_objects,
+    compute_dns,
     render_hosts,
 )
-from node_agent.pods.prober import probe_loop
+from node_agent.pods.prober import run_handler
 from node_agent.pods.probes import (
-    LIVENESS,
     READINESS,
     STARTUP,
     ProbeState,
-    initial_probe_state,
-    probe_spec,
 )
+from node_agent.pods.probing import ProbeMixin
+from node_agent.pods.starting import StartMixin
 from node_agent.pods.status import StatusInputs, compute_pod_status
 from node_agent.pods.volumes import (
     pod_dir,
@@ -55,19 +48,14 @@ from node_agent.pods.volumes import (
 )
 from node_agent.runtime import errors
 from node_agent.runtime.interface import (
-    LABEL_CONTAINER_HASH,
-    LABEL_CONTAINER_NAME,
-    LABEL_CONTAINER_TYPE,
     LABEL_GRACE_S,
     LABEL_NODE,
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
     LABEL_POD_UID,
-    LABEL_RESTART_COUNT,
-    LABEL_SANDBOX_ID,
-    ContainerConfig,
+    LABEL_TERMINATION_LOG,
     ContainerState,
-    Mount,
+    ContainerStatus,
     PodSandboxConfig,
     SandboxState,
 )
@@ -80,15 +68,7 @@ log = logging.getLogger(__name__)
 MAX_STEPS = 8
 
 
-def default_pull_policy(image: str) -> str:
-    name = image.rsplit("/", 1)[-1]
-    if "@" in name:
-        return "IfNotPresent"
-    tag = name.split(":", 1)[1] if ":" in name else "latest"
-    return "Always" if tag == "latest" else "IfNotPresent"
-
-
-class PodWorker:
+class PodWorker(StartMixin, ProbeMixin):
     def __init__(self, manager: PodManager, pod: core_pb2.Pod) -> None:
         self.m = manager
         self.pod = pod
@@ -98,7 +78,7 @@ class PodWorker:
         self.backoff: dict[str, Any] = {}
         self.start_failures: dict[str, StartFailure] = {}
         self.fresh_failures: set[str] = set()
-        self.pod_ip = manager.network.pod_ip(self.uid) or ""
+        self.pod_ip = (manager.host_ip if pod.spec.host_network else manager.network.pod_ip(self.uid)) or ""
         self.sandbox_id = ""
         self.probe_states: dict[tuple[str, str], ProbeState] = {}
         self.probe_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -110,6 +90,8 @@ class PodWorker:
         self.finished = False
         self._startup_thresholds: dict[str, int] = {}
         self._last_observed = ObservedPod()
+        self._backoff_told: dict[str, str] = {}
+        self._messages: dict[str, str] = {}  # container id -> termination message, read once
 
     # ------------------------------------------------------------------ control
     def update(self, pod: core_pb2.Pod) -> None:
@@ -194,6 +176,14 @@ class PodWorker:
             if self.fresh_failures:
                 observed = await self.observe()
                 break
+        for w in plan.waits:
+            if w.reason == "CrashLoopBackOff" and self._backoff_told.get(w.name) != w.message:
+                self._backoff_told[w.name] = w.message
+                self._event("Warning", "BackOff", f"Back-off restarting failed container {w.name} in pod "
+                                                  f"{pod_ref(self.pod)}")
+            elif w.reason == "ImagePullBackOff" and self._backoff_told.get(w.name) != str(w.remaining_s):
+                self._backoff_told[w.name] = str(w.remaining_s)
+                self._event("Normal", "BackOff", w.message)
         if plan.finished and not self.finished:
             self.finished = True
             await self.m.network.teardown_pod(pod_uid=self.uid)
@@ -202,6 +192,29 @@ class PodWorker:
         if self.fresh_failures:
             return 1.0  # show ErrImagePull now, ImagePullBackOff at the next sync
         return plan.wake_after_s
+
+    async def _termination_messages(self, observed: ObservedPod) -> dict[str, str]:
+        """terminationMessagePath's file of each exited instance (4 KiB at most); with
+        FallbackToLogsOnError and an empty file after a failure, the log's tail."""
+        specs = {c.name: c for c in list(self.pod.spec.containers) + list(self.pod.spec.init_containers)}
+        for c in observed.containers:
+            if c.state != ContainerState.EXITED or c.id in self._messages:
+                continue
+            text = ""
+            path = c.labels.get(LABEL_TERMINATION_LOG, "")
+            if path:
+                try:
+                    with open(path, "rb") as f:
+                        text = f.read(4096).decode(errors="replace")
+                except OSError:
+                    text = ""
+            spec = specs.get(c.name)
+            if not text and c.exit_code != 0 and spec is not None and \
+                    spec.termination_message_policy == "FallbackToLogsOnError":
+                chunks = [b async for b in self.m.runtime.container_logs(c.id, tail_lines=80)]
+                text = b"".join(chunks)[-2048:].decode(errors="replace")
+            self._messages[c.id] = text
+        return {cid: m for cid, m in self._messages.items() if m}
 
     async def _write_status(self, observed: ObservedPod, plan: PodActions) -> None:
         waiting = {w.name: (w.reason, w.message) for w in plan.waits}
@@ -216,7 +229,8 @@ class PodWorker:
             elif kind == STARTUP:
                 started[cid] = st.result
         inputs = StatusInputs(waiting=waiting, ready=ready, started=started, pod_ip=self.pod_ip,
-                              host_ip=self.m.host_ip, sandbox_id=self.sandbox_id)
+                              host_ip=self.m.host_ip, sandbox_id=self.sandbox_id,
+                              messages=await self._termination_messages(observed))
         status = compute_pod_status(self.pod, observed, inputs, now=self.m.clock.wall())
         self.status = status
         comparable = core_pb2.PodStatus()
@@ -232,13 +246,6 @@ class PodWorker:
         # Keep our copy's status current so that phase stickiness and transition times hold.
         self.pod = pod
 
-    def _failed(self, cid: str, kind: str, st: ProbeState) -> bool:
-        if kind == LIVENESS:
-            return not st.result
-        if kind == STARTUP:
-            return not st.result and st.failures > 0 and st.failures >= self._startup_thresholds.get(cid, 3)
-        return False
-
     # ------------------------------------------------------------------ execute
     async def execute(self, plan: PodActions) -> None:
         rt = self.m.runtime
@@ -246,6 +253,7 @@ class PodWorker:
             await asyncio.gather(*(rt.stop_container(k.id, k.grace_s) for k in plan.kill))
             for k in plan.kill:
                 log.info("pod %s: killed container %s (%s)", self.pod.metadata.name, k.name, k.reason)
+                self._event("Normal", "Killing", self._kill_message(k.id, k.name, k.reason))
                 self._forget_probes(k.id)
         for sid in plan.kill_sandboxes:
             await rt.stop_pod_sandbox(sid)
@@ -270,8 +278,13 @@ class PodWorker:
         sid = await rt.run_pod_sandbox(config)
         try:
             st = await rt.pod_sandbox_status(sid)
-            self.pod_ip = await self.m.network.setup_pod(pod_uid=self.uid, namespace=self.pod.metadata.namespace,
-                                                         name=self.pod.metadata.name, netns_path=st.netns_path)
+            if config.host_network:
+                # The node's own namespace: no plumbing, the pod's IP is the node's.
+                self.pod_ip = self.m.host_ip
+            else:
+                self.pod_ip = await self.m.network.setup_pod(pod_uid=self.uid,
+                                                             namespace=self.pod.metadata.namespace,
+                                                             name=self.pod.metadata.name, netns_path=st.netns_path)
         except BaseException:
             await rt.stop_pod_sandbox(sid)
             await rt.remove_pod_sandbox(sid)
@@ -282,11 +295,14 @@ class PodWorker:
 
     def sandbox_config(self) -> PodSandboxConfig:
         meta = self.pod.metadata
+        servers, searches, options = compute_dns(self.pod, cluster_dns=self.m.cluster_dns,
+                                                 cluster_domain=self.m.cluster_domain)
         return PodSandboxConfig(
             name=meta.name, namespace=meta.namespace, uid=meta.uid, hostname=self.pod.spec.hostname or meta.name,
             labels={LABEL_POD_UID: meta.uid, LABEL_POD_NAMESPACE: meta.namespace, LABEL_POD_NAME: meta.name,
                     LABEL_NODE: self.m.node_name, LABEL_GRACE_S: str(int(grace_seconds(self.pod)))},
-            hosts_path=str(self._hosts_path()),
+            hosts_path=str(self._hosts_path()), dns_servers=servers, dns_searches=searches, dns_options=options,
+            host_network=self.pod.spec.host_network,
         )
 
     def _hosts_path(self) -> Any:
@@ -321,153 +337,24 @@ class PodWorker:
         secrets = {n: s for n in secret_names if (s := await self.m.api.get_secret(ns, n)) is not None}
         return cms, secrets
 
-    def _container_spec(self, name: str, init: bool) -> Any:
-        for c in self.pod.spec.init_containers if init else self.pod.spec.containers:
-            if c.name == name:
-                return c
-        raise KeyError(name)
-
-    def _fail(self, name: str, reason: str, message: str) -> None:
-        prev = self.start_failures.get(name)
-        entry = next_backoff(prev.entry if prev else None, now=self.m.clock.wall().timestamp(),
-                             policy=self.m.backoff_policy)
-        self.start_failures[name] = StartFailure(reason, message, entry)
-        self.fresh_failures.add(name)
-        log.info("pod %s: container %s: %s: %s", self.pod.metadata.name, name, reason, message)
-
-    async def _ensure_image(self, spec: Any) -> bool:
-        rt, image = self.m.runtime, spec.image
-        policy = spec.image_pull_policy or default_pull_policy(image)
-        present = await rt.image_status(image)
-        if policy == "Never":
-            if present is None:
-                self._fail(spec.name, "ErrImageNeverPull",
-                           f'Container image "{image}" is not present with pull policy of Never')
-                return False
-            return True
-        if present is not None and policy == "IfNotPresent":
-            return True
-        try:
-            await rt.pull_image(image)
-        except errors.RuntimeError_ as exc:
-            if present is not None and not self.m.registry_configured:
-                return True  # Always, but no registry to ask: the local image is all there is
-            self._fail(spec.name, "ErrImagePull", f'Failed to pull image "{image}": {exc}')
-            return False
-        return True
-
-    async def start_container(self, step: StartContainer) -> None:
-        spec = self._container_spec(step.name, step.init)
-        if self.volume_error:
-            self._fail(step.name, "CreateContainerConfigError", self.volume_error)
-            return
-        if not await self._ensure_image(spec):
-            return
-        cm_names, secret_names = referenced_objects(spec)
-        cms, secrets = await self._fetch(cm_names, secret_names)
-        try:
-            env = compute_env(self.pod, spec, config_maps=cms, secrets=secrets, pod_ip=self.pod_ip,
-                              host_ip=self.m.host_ip)
-            mounts = self._mounts(spec)
-            config = ContainerConfig(
-                name=spec.name, image=spec.image, command=tuple(spec.command), args=tuple(spec.args),
-                working_dir=spec.working_dir, env=env, mounts=mounts,
-                labels={LABEL_POD_UID: self.uid, LABEL_POD_NAMESPACE: self.pod.metadata.namespace,
-                        LABEL_POD_NAME: self.pod.metadata.name, LABEL_NODE: self.m.node_name,
-                        LABEL_CONTAINER_NAME: spec.name, LABEL_CONTAINER_HASH: container_hash(spec),
-                        LABEL_RESTART_COUNT: str(step.restart_count), LABEL_SANDBOX_ID: self.sandbox_id,
-                        LABEL_CONTAINER_TYPE: "init" if step.init else "app",
-                        LABEL_GRACE_S: str(int(grace_seconds(self.pod)))},
-                memory_limit_bytes=memory_limit_bytes(spec), nano_cpus=nano_cpus(spec), cpu_shares=cpu_shares(spec),
-                stop_signal=spec.lifecycle.stop_signal, tty=bool(spec.tty), stdin=bool(spec.stdin),
-            )
-        except ConfigError as exc:
-            self._fail(step.name, "CreateContainerConfigError", str(exc))
-            return
-        rt = self.m.runtime
-        try:
-            cid = await rt.create_container(self.sandbox_id, config, self.sandbox_config())
-        except errors.ImageNotPresent as exc:
-            self._fail(step.name, "ErrImagePull", str(exc))
-            return
-        except errors.ContainerConfigError as exc:
-            self._fail(step.name, "CreateContainerError", str(exc))
-            return
-        try:
-            await rt.start_container(cid)
-        except errors.ContainerConfigError as exc:
-            await rt.remove_container(cid)
-            self._fail(step.name, "RunContainerError", str(exc))
-            return
-        self.start_failures.pop(step.name, None)
-        if step.backoff_ran_s is not None:
-            key = f"{self.uid}/{step.name}"
-            self.backoff[key] = next_backoff(self.backoff.get(key), now=self.m.clock.wall().timestamp(),
-                                             policy=self.m.backoff_policy, ran_s=step.backoff_ran_s)
-
-    def _mounts(self, spec: Any) -> tuple[Mount, ...]:
-        mounts = [Mount(str(self._hosts_path()), "/etc/hosts")]
-        for vm in spec.volume_mounts:
-            host = self.volume_paths.get(vm.name)
-            if host is None:
-                raise ConfigError(f'volume "{vm.name}" is not defined')
-            if vm.sub_path:
-                host = f"{host}/{vm.sub_path}"
-            mounts.append(Mount(host, vm.mount_path, read_only=vm.read_only))
-        return tuple(mounts)
-
-    # ------------------------------------------------------------------- probes
-    def _forget_probes(self, cid: str) -> None:
-        for key in [k for k in self.probe_tasks if k[0] == cid]:
-            self.probe_tasks.pop(key).cancel()
-        for key in [k for k in self.probe_states if k[0] == cid]:
-            self.probe_states.pop(key)
-
-    def _sync_probes(self, observed: ObservedPod) -> None:
-        running = {c.id: c for c in observed.containers if c.state == ContainerState.RUNNING}
-        for cid in {k[0] for k in self.probe_tasks} - set(running):
-            self._forget_probes(cid)
-        specs = {c.name: c for c in self.pod.spec.containers}
-        for cid, c in running.items():
-            spec = specs.get(c.name)
-            if spec is None or c.labels.get(LABEL_CONTAINER_TYPE) == "init":
-                continue
-            has_startup = spec.HasField("startup_probe")
-            for kind, probe in ((STARTUP, spec.startup_probe), (LIVENESS, spec.liveness_probe),
-                                (READINESS, spec.readiness_probe)):
-                if not spec.HasField(f"{kind}_probe") or (cid, kind) in self.probe_tasks:
-                    continue
-                self._start_probe(cid, kind, probe, spec, c, has_startup)
-
-    def _start_probe(self, cid: str, kind: str, probe: Any, spec: Any, c: Any, has_startup: bool) -> None:
-        pspec = probe_spec(kind, probe)
-        key = (cid, kind)
-        self.probe_states[key] = initial_probe_state(kind)
-        if kind == STARTUP:
-            self.probe_states[key] = ProbeState(result=False)
-            self._startup_thresholds[cid] = pspec.failure_threshold
-
-        def gate() -> bool:
-            if kind == STARTUP or not has_startup:
-                return True
-            st = self.probe_states.get((cid, STARTUP))
-            return st is not None and st.result
-
-        def on_change(state: ProbeState) -> None:
-            if key not in self.probe_states:
-                return
-            self.probe_states[key] = state
-            self.wake.set()
-
-        elapsed = 0.0
-        if c.started_at is not None:
-            elapsed = max(0.0, self.m.clock.wall().timestamp() - c.started_at.timestamp())
-        self.probe_tasks[key] = asyncio.create_task(probe_loop(
-            pspec, probe, clock=self.m.clock, runtime=self.m.runtime, container_id=cid, container=spec,
-            pod_ip=lambda: self.pod_ip, gate=gate, on_change=on_change,
-            initial_delay_s=max(0.0, pspec.initial_delay_s - elapsed)))
-
     # -------------------------------------------------------------- termination
+    async def _stop(self, c: ContainerStatus, grace: float) -> None:
+        """preStop (bounded by the grace period), then the stop signal with what is left
+        of it (at least 2 s after a preStop hook, as kubelet gives), then SIGKILL."""
+        spec = next((s for s in self.pod.spec.containers if s.name == c.name), None)
+        remaining = grace
+        if spec is not None and spec.lifecycle.HasField("pre_stop") and c.state == ContainerState.RUNNING \
+                and grace > 0:
+            started = self.m.clock.now()
+            ok, message = await run_handler(spec.lifecycle.pre_stop, timeout_s=grace, runtime=self.m.runtime,
+                                            container_id=c.id, container=spec, pod_ip=self.pod_ip,
+                                            clock=self.m.clock)
+            if not ok:
+                self._event("Warning", "FailedPreStopHook", f"PreStopHook failed: {message}")
+            remaining = max(2.0, grace - (self.m.clock.now() - started))
+        self._event("Normal", "Killing", f"Stopping container {c.name}")
+        await self.m.runtime.stop_container(c.id, remaining)
+
     async def terminate(self) -> None:
         """Stop everything with the grace period, clean up, then let the API drop the pod."""
         rt = self.m.runtime
@@ -476,7 +363,7 @@ class PodWorker:
         grace = grace_seconds(self.pod)
         observed = await self.observe()
         running = [c for c in observed.containers if c.state in (ContainerState.RUNNING, ContainerState.CREATED)]
-        await asyncio.gather(*(rt.stop_container(c.id, grace) for c in running))
+        await asyncio.gather(*(self._stop(c, grace) for c in running))
         for s in observed.sandboxes:
             await rt.stop_pod_sandbox(s.id)
         await self.m.network.teardown_pod(pod_uid=self.uid)

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import math
 import re
 import secrets
-import struct
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +28,7 @@ import docker.errors
 import requests.exceptions
 
 from node_agent.runtime import errors
+from node_agent.runtime.docker_exec import DockerExec, start_exec
 from node_agent.runtime.images import build_pause_image, build_test_image
 from node_agent.runtime.interface import (
     KIND_CONTAINER,
@@ -212,13 +211,14 @@ class DockerRuntime:
         await self.ensure_image(PAUSE_IMAGE)
         labels = {**config.labels, LABEL_KIND: KIND_SANDBOX}
         host_config = self._api.create_host_config(
-            network_mode="none", ipc_mode="shareable", dns=list(config.dns_servers) or None,
-            dns_search=list(config.dns_searches) or None,
+            network_mode="host" if config.host_network else "none", ipc_mode="shareable",
+            dns=list(config.dns_servers) or None, dns_search=list(config.dns_searches) or None,
+            dns_opt=list(config.dns_options) or None,
         )
         name = f"flt_{config.namespace}_{config.name}_{config.uid[:8]}_pause_{secrets.token_hex(3)}"
         created = await self._call(
             "create sandbox", self._api.create_container, image=PAUSE_IMAGE, name=name,
-            hostname=config.hostname[:63], labels=labels, host_config=host_config,
+            hostname=None if config.host_network else config.hostname[:63], labels=labels, host_config=host_config,
         )
         cid: str = created["Id"]
         try:
@@ -366,73 +366,22 @@ class DockerRuntime:
     async def exec(self, container_id: str, cmd: list[str], *, stdin: bool, tty: bool) -> DockerExec:
         created = await self._call(f"exec in {container_id[:12]}", self._api.exec_create, container_id, cmd,
                                    stdin=stdin, tty=tty, stdout=True, stderr=True)
-        exec_id = created["Id"]
-        reader, writer = await asyncio.open_unix_connection(self._socket_path)
-        body = json.dumps({"Detach": False, "Tty": tty}).encode()
-        writer.write(
-            f"POST /exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
-            f"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
-        )
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        if not (head.startswith(b"HTTP/1.1 101") or head.startswith(b"HTTP/1.1 200")):
-            writer.close()
-            first = head.split(b"\r\n", 1)[0].decode(errors="replace")
-            raise errors.ContainerConfigError(f"exec start: {first}")
-        return DockerExec(self, exec_id, reader, writer, tty=tty)
+        return await start_exec(self, created["Id"], tty=tty)
 
+    async def exec_resize(self, exec_id: str, *, width: int, height: int) -> None:
+        await self._call("exec resize", self._api.exec_resize, exec_id, height=height, width=width)
 
-class DockerExec:
-    """One exec session over Docker's hijacked connection (stdcopy framing unless tty)."""
+    async def exec_exit_code(self, exec_id: str) -> int | None:
+        """None while the exec'd process still runs."""
+        info = await self._call("exec inspect", self._api.exec_inspect, exec_id)
+        if info.get("Running"):
+            return None
+        code = info.get("ExitCode")
+        return int(code) if code is not None else 0
 
-    def __init__(self, runtime: DockerRuntime, exec_id: str, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, *, tty: bool) -> None:
-        self._rt = runtime
-        self.exec_id = exec_id
-        self._reader = reader
-        self._writer = writer
-        self._tty = tty
-
-    async def write_stdin(self, data: bytes) -> None:
-        self._writer.write(data)
-        await self._writer.drain()
-
-    async def close_stdin(self) -> None:
-        if self._writer.can_write_eof():
-            self._writer.write_eof()
-
-    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
-        if self._tty:
-            while chunk := await self._reader.read(65536):
-                yield 1, chunk
-            return
-        while True:
-            try:
-                header = await self._reader.readexactly(8)
-            except asyncio.IncompleteReadError:
-                return
-            stream, size = header[0], struct.unpack(">I", header[4:])[0]
-            data = await self._reader.readexactly(size) if size else b""
-            yield (2 if stream == 2 else 1), data
-
-    async def resize(self, *, width: int, height: int) -> None:
-        await self._rt._call("exec resize", self._rt._api.exec_resize, self.exec_id, height=height, width=width)
-
-    async def wait(self) -> int:
-        for _ in range(100):
-            info = await self._rt._call("exec inspect", self._rt._api.exec_inspect, self.exec_id)
-            if not info.get("Running"):
-                code = info.get("ExitCode")
-                return int(code) if code is not None else 0
-            await asyncio.sleep(0.05)
-        return -1
-
-    async def close(self) -> None:
-        self._writer.close()
-        try:
-            await self._writer.wait_closed()
-        except OSError:
-            pass
+    @property
+    def socket_path(self) -> str:
+        return self._socket_path
 
 
 def _sandbox_from_inspect(attrs: dict[str, Any]) -> PodSandboxStatus:

@@ -9,6 +9,7 @@ Must not: sleep or touch Docker.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -52,20 +53,26 @@ def _matches(labels: Mapping[str, str], want: Mapping[str, str] | None) -> bool:
 
 
 class FakeExec:
-    def __init__(self, code: int, output: bytes) -> None:
+    """With stdin, behaves like `cat` after its output: echoes stdin once it is closed."""
+
+    def __init__(self, code: int, output: bytes, *, stdin: bool = False) -> None:
         self.code = code
         self._output = output
+        self._wants_stdin = stdin
+        self._stdin_closed = asyncio.Event()
         self.stdin = b""
 
     async def write_stdin(self, data: bytes) -> None:
         self.stdin += data
 
     async def close_stdin(self) -> None:
-        return None
+        self._stdin_closed.set()
 
     async def output(self) -> AsyncIterator[tuple[int, bytes]]:
         if self._output:
             yield 1, self._output
+        if self._wants_stdin:
+            await self._stdin_closed.wait()
         if self.stdin:
             yield 1, self.stdin
 
@@ -228,5 +235,6 @@ class FakeRuntime:
         c = self.containers.get(container_id)
         if c is None or c.status.state != ContainerState.RUNNING:
             raise errors.NotFound(f"container {container_id} is not running")
+        self.calls.append(f"exec {container_id} {' '.join(cmd)}")
         code, out = self.exec_results.get(tuple(cmd), (0, b""))
-        return FakeExec(code, out)
+        return FakeExec(code, out, stdin=stdin)

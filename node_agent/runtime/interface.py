@@ -35,6 +35,8 @@ LABEL_RESTART_COUNT = "flotilla.container.restart-count"
 LABEL_CONTAINER_TYPE = "flotilla.container.type"
 # The sandbox id an app container joined.
 LABEL_SANDBOX_ID = "flotilla.sandbox.id"
+# Host path of the file mounted at the container's terminationMessagePath.
+LABEL_TERMINATION_LOG = "flotilla.container.termination-log"
 # Grace period the pod asked for, so a restarted agent can still honour it.
 LABEL_GRACE_S = "flotilla.pod.grace-seconds"
 
@@ -67,6 +69,9 @@ class PodSandboxConfig:
     hosts_path: str = ""
     dns_servers: tuple[str, ...] = ()
     dns_searches: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    # The host's network namespace instead of a pod one (spec.hostNetwork).
+    host_network: bool = False
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from deploy.dockerd import ensure_dockerd
 from node_agent.network.bridge import BridgeConfig, BridgeNetwork
 from node_agent.pods.api import FakeNodeAPI
 from node_agent.pods.manager import PodManager
+from node_agent.pods.volumes import mounts_under
 from node_agent.runtime.docker import DockerRuntime
 from node_agent.runtime.interface import LABEL_NODE, TEST_IMAGE
 from node_agent.server import AgentServer
@@ -112,7 +113,7 @@ class AgentHost:
         self.manager = PodManager(self.runtime, self.network, self.api, node_name=self.node,
                                   root_dir=str(self.state_dir / "pods"), host_ip="192.0.2.10", relist_period_s=0.5,
                                   volume_resync_s=1.0, backoff_initial_s=2.0, backoff_max_s=8.0,
-                                  registry_configured=bool(self.runtime.registry))
+                                  registry_configured=bool(self.runtime.registry), cluster_dns=("10.96.0.10",))
         self.server = AgentServer(self.manager, self.runtime, host="127.0.0.1", port=0, read_only_port=0)
         ready, served = asyncio.Event(), asyncio.Event()
         self.tasks = [asyncio.create_task(self.manager.run(ready=ready)),
@@ -128,20 +129,24 @@ class AgentHost:
         self.tasks = []
 
     async def exec(self, pod: core_pb2.Pod, container: str, command: list[str], *, stdin: bytes | None = None,
-                   protocol: str = "v5.channel.k8s.io") -> tuple[bytes, bytes, dict[str, Any]]:
+                   protocol: str = "v5.channel.k8s.io", tty: bool = False) -> tuple[bytes, bytes, dict[str, Any]]:
         url = f"http://127.0.0.1:{self.port}/exec/{pod.metadata.namespace}/{pod.metadata.name}/{container}"
-        return await ws_exec(url, command, stdin=stdin, protocol=protocol)
+        return await ws_exec(url, command, stdin=stdin, protocol=protocol, tty=tty)
 
 
 async def ws_exec(url: str, command: list[str], *, stdin: bytes | None = None, protocol: str = "v5.channel.k8s.io",
-                  headers: dict[str, str] | None = None) -> tuple[bytes, bytes, dict[str, Any]]:
+                  headers: dict[str, str] | None = None, tty: bool = False) -> tuple[bytes, bytes, dict[str, Any]]:
     params = [("command", c) for c in command] + [("stdout", "true"), ("stderr", "true")]
+    if tty:
+        params.append(("tty", "true"))
     if stdin is not None:
         params.append(("stdin", "true"))
     out, err, status = b"", b"", {}
     async with aiohttp.ClientSession() as s, s.ws_connect(url, params=params, protocols=(protocol,),
                                                           headers=headers or {}) as ws:
         assert ws.protocol == protocol
+        if tty:
+            await ws.send_bytes(b"\x04" + json.dumps({"Width": 100, "Height": 30}).encode())
         if stdin is not None:
             await ws.send_bytes(b"\x00" + stdin)
             if protocol.startswith("v5"):
@@ -186,6 +191,9 @@ async def agent_host(tmp_path: Path, *, registry: str = "") -> AsyncIterator[Age
                 await host.stop_manager()
     finally:
         await asyncio.to_thread(remove_node_containers, node)
+        # Memory emptyDirs of pods still running at the end are tmpfs mounts under the state dir.
+        for point in mounts_under(tmp_path):
+            subprocess.run(["umount", "-l", point], capture_output=True)
         with suppress(Exception):
             await network.remove()
         await runtime.close()

@@ -29,7 +29,8 @@ def web_pod(node: str) -> core_pb2.Pod:
     return make_pod("web", node=node, containers=[
         {"name": "web", "image": IMG, "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
          "ports": [{"name": "http", "containerPort": 8080}],
-         "readinessProbe": {"httpGet": {"path": "/index.html", "port": "http"}, "periodSeconds": 1},
+         "readinessProbe": {"httpGet": {"path": "/index.html", "port": "http"}, "periodSeconds": 1,
+                            "timeoutSeconds": 10},
          "volumeMounts": [{"name": "site", "mountPath": "/www"}, {"name": "secret", "mountPath": "/etc/sec"}],
          "env": [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "site", "key": "greeting"}}},
                  {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
@@ -77,6 +78,9 @@ async def test_two_container_pod_logs_exec_volumes_restart_and_bad_image(tmp_pat
         assert out == b"web\n" and status["status"] == "Success"
         out, _, _ = await host.exec(pod, "web", ["sh", "-c", "echo $GREETING $PASSWORD $POD_NAME $POD_IP"])
         assert out.decode().split() == ["hello", "s3cret", "web", st.pod_ip]
+        out, _, _ = await host.exec(pod, "web", ["cat", "/etc/resolv.conf"])
+        assert b"nameserver 10.96.0.10" in out and b"search default.svc.cluster.local svc.cluster.local" in out
+        assert b"ndots:5" in out
         out, _, _ = await host.exec(pod, "web", ["cat", "/etc/sec/password", "/etc/hosts"])
         assert out.startswith(b"s3cret") and f"{st.pod_ip}\tweb".encode() in out
         out, err, status = await host.exec(pod, "web", ["sh", "-c", "echo out; echo err >&2; exit 3"],
@@ -85,6 +89,8 @@ async def test_two_container_pod_logs_exec_volumes_restart_and_bad_image(tmp_pat
         assert status["reason"] == "NonZeroExitCode" and status["details"]["causes"][0]["message"] == "3"
         out, _, _ = await host.exec(pod, "web", ["cat"], stdin=b"typed in\n")
         assert out == b"typed in\n"
+        out, err, status = await host.exec(pod, "web", ["sh", "-c", "tty; echo to-stderr >&2"], tty=True)
+        assert b"/dev/pts/" in out and b"to-stderr" in out and err == b"" and status["status"] == "Success"
 
         # configMap volume follows the object.
         host.api.config_maps[("default", "site")] = core_pb2.ConfigMap(
@@ -112,6 +118,22 @@ async def test_two_container_pod_logs_exec_volumes_restart_and_bad_image(tmp_pat
         assert cs.last_state.terminated.exit_code == 137 and cs.container_id != f"docker://{web_id}"
         assert host.status(pod).pod_ip == st.pod_ip
 
+        # Logs of the instance before (previous), timestamps, limits; clear errors.
+        base = f"http://127.0.0.1:{host.port}/containerLogs/default/web"
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{base}/web?previous=true") as r:
+                assert r.status == 200
+            async with s.get(f"{base}/side?previous=true") as r:
+                assert r.status == 400
+                assert (await r.json())["message"] == 'previous terminated container "side" in pod "web" not found'
+            async with s.get(f"{base}/side?timestamps=true&tailLines=2&sinceSeconds=600") as r:
+                lines = (await r.text()).splitlines()
+                assert len(lines) == 2 and all(line[:4].isdigit() and line[10] == "T" for line in lines)
+            async with s.get(f"{base}/side?limitBytes=5") as r:
+                assert (await r.text()).encode() == (await side_log()).encode()[:5]
+            async with s.get(f"{base}/nosuch") as r:
+                assert r.status == 400 and "is not valid for pod web" in (await r.json())["message"]
+
         # The read-only port.
         assert await http_get(f"http://127.0.0.1:{host.read_only_port}/healthz") == "ok"
         async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{host.read_only_port}/pods") as r:
@@ -124,23 +146,43 @@ async def test_probes_policies_and_oom(tmp_path: Path) -> None:
     async with agent_host(tmp_path) as host:
         probed = make_pod("probed", node=host.node, containers=[{
             "name": "app", "image": IMG, "command": ["sh", "-c", "touch /tmp/alive; exec sleep 3600"],
-            "livenessProbe": {"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 1},
-            "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1},
+            "livenessProbe": {"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 2,
+                              "timeoutSeconds": 10},
+            "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "timeoutSeconds": 10},
         }], terminationGracePeriodSeconds=1)
         never = make_pod("never", node=host.node, restartPolicy="Never",
-                         containers=[{"name": "app", "image": IMG, "command": ["sh", "-c", "exit 3"]}])
+                         containers=[{"name": "app", "image": IMG,
+                                      "command": ["sh", "-c", "echo bye > /dev/termination-log; exit 3"]}])
         onfailure = make_pod("onfailure", node=host.node, restartPolicy="OnFailure",
                              containers=[{"name": "app", "image": IMG, "command": ["true"]}])
         oom = make_pod("oom", node=host.node, restartPolicy="Never", containers=[{
             "name": "hog", "image": IMG, "command": ["sh", "-c", "tail /dev/zero"],
             "resources": {"limits": {"memory": "24Mi"}}}])
-        host.manager.set_pods([probed, never, onfailure, oom])
+        init = make_pod("init", node=host.node, initContainers=[
+            {"name": "first", "image": IMG, "command": ["sh", "-c", "echo one > /work/log"],
+             "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+            {"name": "second", "image": IMG, "command": ["sh", "-c", "echo two >> /work/log"],
+             "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+        ], containers=[{"name": "app", "image": IMG, "command": ["sleep", "3600"],
+                        "volumeMounts": [{"name": "work", "mountPath": "/work"},
+                                         {"name": "ram", "mountPath": "/ram"}]}],
+            volumes=[{"name": "work", "emptyDir": {}}, {"name": "ram", "emptyDir": {"medium": "Memory",
+                                                                                     "sizeLimit": "8Mi"}}])
+        host.manager.set_pods([probed, never, onfailure, oom, init])
 
         await host.wait(lambda: host.status(never).phase == "Failed", what="Never + exit 3 -> Failed")
         assert host.cstatus(never, "app").state.terminated.exit_code == 3
+        assert host.cstatus(never, "app").state.terminated.message == "bye\n"
         await host.wait(lambda: host.status(onfailure).phase == "Succeeded", what="OnFailure + exit 0 -> Succeeded")
         await host.wait(lambda: host.status(oom).phase == "Failed", what="OOM pod Failed")
         assert host.cstatus(oom, "hog").state.terminated.reason == "OOMKilled"
+
+        await host.wait(lambda: host.status(init).phase == "Running", what="init pod Running")
+        out, _, _ = await host.exec(init, "app", ["cat", "/work/log"])
+        assert out == b"one\ntwo\n"
+        out, _, _ = await host.exec(init, "app", ["sh", "-c", "grep ' /ram ' /proc/mounts"])
+        assert out.startswith(b"tmpfs /ram tmpfs") and b"size=8192k" in out
+        assert [c.state.terminated.reason for c in host.status(init).init_container_statuses] == ["Completed"] * 2
 
         await host.wait(lambda: host.status(probed).phase == "Running", what="probed Running")
         assert host.condition(probed, "Ready") == "False"

@@ -19,6 +19,7 @@ from google.protobuf import json_format
 
 from deploy.etcd_cluster import EtcdCluster
 from master.client.client import Client
+from master.client.events import EventRecorder
 from master.kubeconfig import write_kubeconfig
 from node_agent.network.fake import FakePodNetwork
 from node_agent.pods.api import ClientNodeAPI
@@ -46,6 +47,11 @@ class Setup:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), HOME=str(self.kubeconfig.parent))
         return subprocess.run([self.kubectl, *args], capture_output=True, text=True, env=env, timeout=timeout_s)
 
+    def kube_input(self, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), HOME=str(self.kubeconfig.parent))
+        return subprocess.run([self.kubectl, *args], input=stdin, capture_output=True, text=True, env=env,
+                              timeout=30)
+
     async def akube(self, *args: str) -> subprocess.CompletedProcess[str]:
         return await asyncio.to_thread(self.kube, *args)
 
@@ -61,11 +67,14 @@ async def setup(etcd_cluster: EtcdCluster, tmp_path: Path) -> AsyncIterator[Setu
     async with in_process_master(etcd_cluster.endpoints) as m:
         client = await Client.connect(m.grpc_target)
         runtime = FakeRuntime()
+        events = EventRecorder(client, "kubelet", host=NODE)
         manager = PodManager(runtime, FakePodNetwork(), ClientNodeAPI(client), node_name=NODE,
-                             root_dir=str(tmp_path / "agent"), host_ip="127.0.0.1", relist_period_s=0.2)
+                             root_dir=str(tmp_path / "agent"), host_ip="127.0.0.1", relist_period_s=0.2,
+                             events=events)
         server = AgentServer(manager, runtime, host="127.0.0.1", port=0, read_only_port=0)
         ready, served = asyncio.Event(), asyncio.Event()
-        tasks = [asyncio.create_task(manager.run(ready=ready)), asyncio.create_task(server.run(ready=served))]
+        tasks = [asyncio.create_task(manager.run(ready=ready)), asyncio.create_task(server.run(ready=served)),
+                 asyncio.create_task(events.run())]
         try:
             await asyncio.wait_for(asyncio.gather(ready.wait(), served.wait()), 30)
             node = _msg(core_pb2.Node, {"metadata": {"name": NODE}})
@@ -118,6 +127,8 @@ async def test_kubectl_logs_and_exec_through_the_master(setup: Setup) -> None:
     s.runtime.exec_results[("cat", "/etc/hostname")] = (0, b"talker\n")
     res = await s.akube("exec", "talker", "--", "cat", "/etc/hostname")
     assert (res.returncode, res.stdout) == (0, "talker\n"), res.stderr
+    res = await asyncio.to_thread(s.kube_input, "typed through the proxy\n", "exec", "-i", "talker", "--", "cat")
+    assert (res.returncode, res.stdout) == (0, "typed through the proxy\n"), res.stderr
     s.runtime.exec_results[("false",)] = (3, b"")
     res = await s.akube("exec", "talker", "--", "false")
     assert res.returncode == 3, res.stderr
@@ -128,6 +139,9 @@ async def test_kubectl_logs_and_exec_through_the_master(setup: Setup) -> None:
     assert got["status"]["phase"] == "Running" and got["status"]["podIP"].startswith("10.244.0.")
     ready = next(c for c in got["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
+    # The agent's Events, as kubectl describe shows them.
+    described = await s.akube("describe", "pod", "talker")
+    assert "Started container app" in described.stdout and "kubelet" in described.stdout, described.stdout
 
 
 async def test_proxy_errors_are_statuses(setup: Setup) -> None:

@@ -25,8 +25,20 @@ from protos.core.v1 import core_pb2
 from tests.unit.pod_fixtures import make_pod
 
 
+class FakeEvents:
+    def __init__(self) -> None:
+        self.got: list[tuple[str, str, str, str]] = []  # (pod name, type, reason, message)
+
+    def event(self, obj: object, type_: str, reason: str, message: str) -> None:
+        self.got.append((obj.metadata.name, type_, reason, message))  # type: ignore[attr-defined]
+
+    def reasons(self, pod: str) -> list[str]:
+        return [r for p, _, r, _ in self.got if p == pod]
+
+
 @dataclass
 class Env:
+    events: FakeEvents
     clock: FakeClock
     runtime: FakeRuntime
     network: FakePodNetwork
@@ -50,13 +62,14 @@ async def running(tmp_path: Path, *, runtime: FakeRuntime | None = None, network
     runtime = runtime or FakeRuntime(clock=clock)
     network = network or FakePodNetwork()
     api = api or FakeNodeAPI()
+    events = FakeEvents()
     m = PodManager(runtime, network, api, node_name="node-1", clock=clock, root_dir=str(tmp_path),
-                   host_ip="192.168.0.1", relist_period_s=1.0, volume_resync_s=5.0)
+                   host_ip="192.168.0.1", relist_period_s=1.0, volume_resync_s=5.0, events=events)
     ready = asyncio.Event()
     task = asyncio.create_task(m.run(ready=ready))
     await asyncio.wait_for(ready.wait(), 5)
     try:
-        yield Env(clock, runtime, network, api, m, tmp_path)
+        yield Env(events, clock, runtime, network, api, m, tmp_path)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -119,6 +132,10 @@ async def test_crash_restart_then_backoff(tmp_path: Path) -> None:
         assert msg == f"back-off 10s restarting failed container=web pod=p_default({pod.metadata.uid})"
         await tick(env, 10.5)
         await eventually(lambda: cstatus(env, pod, "web").restart_count == 2, what="restart 2")
+        reasons = env.events.reasons("p")
+        assert reasons[:3] == ["Pulled", "Created", "Started"] and "BackOff" in reasons
+        assert (f"Back-off restarting failed container web in pod p_default({pod.metadata.uid})"
+                in [m for _, _, _, m in env.events.got])
 
 
 async def test_restart_policies(tmp_path: Path) -> None:
@@ -156,6 +173,7 @@ async def test_bad_image_fails_alone(tmp_path: Path) -> None:
         await tick(env)
         await eventually(lambda: cstatus(env, bad, "web").state.waiting.reason == "ImagePullBackOff")
         assert cstatus(env, bad, "web").state.waiting.message == 'Back-off pulling image "nosuch/image:1"'
+        assert {"Pulling", "Failed", "BackOff"} <= set(env.events.reasons("bad"))
         await eventually(lambda: status(env, good).phase == "Running")
         assert status(env, bad).phase == "Pending"
 
@@ -220,6 +238,9 @@ async def test_liveness_failure_restarts(tmp_path: Path) -> None:
         for _ in range(4):
             await tick(env)
         await eventually(lambda: cstatus(env, pod, "web").restart_count == 1, what="liveness restart")
+        msgs = [m for _, _, _, m in env.events.got]
+        assert "Liveness probe failed: unhealthy" in msgs
+        assert "Container web failed liveness probe, will be restarted" in msgs
 
 
 async def test_readiness_flips(tmp_path: Path) -> None:
@@ -317,3 +338,79 @@ async def test_startup_probe_gates_then_kills_past_threshold(tmp_path: Path) -> 
         await eventually(lambda: cstatus(env, pod, "web").restart_count == 2 or
                          cstatus(env, pod, "web").state.waiting.reason == "CrashLoopBackOff",
                          what="killed by the startup probe")
+
+
+async def test_host_network_pod_uses_the_node_address(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(hostNetwork=True)
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        assert status(env, pod).pod_ip == "192.168.0.1" and not env.network.setup_calls
+        sandbox = next(iter(env.runtime.sandboxes.values()))
+        assert sandbox.config.host_network
+        app = env.runtime.running("app")[0]
+        assert all(m.container_path != "/etc/hosts" for m in env.runtime.containers[app.id].config.mounts)
+
+
+async def test_dead_sandbox_means_a_new_one(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(containers=TWO[:1])
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        (old_sb,) = env.runtime.sandboxes
+        old_app = env.runtime.running("web")[0].id
+        env.runtime.kill_sandbox(old_sb)
+        await tick(env)
+        await eventually(lambda: cstatus(env, pod, "web").restart_count == 1
+                         and cstatus(env, pod, "web").state.HasField("running"), what="restart in a new sandbox")
+        assert old_sb not in env.runtime.sandboxes  # the dead one is gone, never restarted
+        (new_sb,) = env.runtime.sandboxes
+        assert env.runtime.containers[env.runtime.running("web")[0].id].sandbox_id == new_sb
+        assert (old_app, 30.0) in env.runtime.stops  # the app in the dead netns was stopped
+        assert len(env.network.setup_calls) == 2
+
+
+async def test_pre_stop_runs_before_the_stop_signal_and_post_start_failure_kills(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        pod = make_pod(terminationGracePeriodSeconds=20, containers=[{
+            "name": "web", "image": "flotilla/busybox:test",
+            "lifecycle": {"preStop": {"exec": {"command": ["drain"]}}}}])
+        hooked = make_pod("hooked", containers=[{
+            "name": "web", "image": "flotilla/busybox:test",
+            "lifecycle": {"postStart": {"exec": {"command": ["setup"]}}}}])
+        env.runtime.exec_results[("setup",)] = (1, b"no")
+        env.manager.set_pods([pod, hooked])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        cid = next(c.id for c in env.runtime.running("web") if c.labels[LABEL_POD_UID] == pod.metadata.uid)
+        deleting = core_pb2.Pod()
+        deleting.CopyFrom(pod)
+        deleting.metadata.deletion_timestamp.GetCurrentTime()
+        env.manager.upsert_pod(deleting)
+        await eventually(lambda: pod.metadata.uid in env.api.deleted, what="deleted")
+        calls = env.runtime.calls
+        assert calls.index(f"exec {cid} drain") < calls.index(f"stop_container {cid}")
+        assert (cid, 20.0) in env.runtime.stops
+        await eventually(lambda: "FailedPostStartHook" in env.events.reasons("hooked"), what="postStart failed")
+        await tick(env)
+        await eventually(lambda: cstatus(env, hooked, "web").restart_count >= 1, what="restarted after the hook")
+
+
+async def test_termination_messages(tmp_path: Path) -> None:
+    async with running(tmp_path) as env:
+        filed = make_pod("filed", restartPolicy="Never", containers=[
+            {"name": "app", "image": "flotilla/busybox:test", "terminationMessagePath": "/tmp/why"}])
+        logged = make_pod("logged", restartPolicy="Never", containers=[
+            {"name": "app", "image": "flotilla/busybox:test", "terminationMessagePolicy": "FallbackToLogsOnError"}])
+        env.manager.set_pods([filed, logged])
+        await eventually(lambda: status(env, filed).phase == "Running" and status(env, logged).phase == "Running")
+        by_pod = {c.labels[LABEL_POD_UID]: c.id for c in env.runtime.running()}
+        mount = next(m for m in env.runtime.containers[by_pod[filed.metadata.uid]].config.mounts
+                     if m.container_path == "/tmp/why")
+        Path(mount.host_path).write_text("disk full\n")
+        env.runtime.logs[by_pod[logged.metadata.uid]] = [b"starting\n", b"panic: nope\n"]
+        env.runtime.exit_container(by_pod[filed.metadata.uid], 1)
+        env.runtime.exit_container(by_pod[logged.metadata.uid], 2)
+        await tick(env)
+        await eventually(lambda: status(env, filed).phase == "Failed" and status(env, logged).phase == "Failed")
+        assert cstatus(env, filed, "app").state.terminated.message == "disk full\n"
+        assert cstatus(env, logged, "app").state.terminated.message == "starting\npanic: nope\n"

@@ -204,3 +204,22 @@ def test_hosts_file() -> None:
     pod = make_pod("web")
     text = render_hosts(pod, pod_ip="10.244.1.7")
     assert "127.0.0.1\tlocalhost" in text and "10.244.1.7\tweb" in text
+
+
+@pytest.mark.parametrize("spec,dns,want", [
+    ({}, ("10.96.0.10",), (("10.96.0.10",), ("default.svc.cluster.local", "svc.cluster.local", "cluster.local"),
+                          ("ndots:5",))),
+    ({}, (), ((), (), ())),
+    ({"dnsPolicy": "Default"}, ("10.96.0.10",), ((), (), ())),
+    ({"hostNetwork": True}, ("10.96.0.10",), ((), (), ())),
+    ({"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"}, ("10.96.0.10",),
+     (("10.96.0.10",), ("default.svc.cluster.local", "svc.cluster.local", "cluster.local"), ("ndots:5",))),
+    ({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.2.3.4"], "searches": ["x.y"],
+                                          "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}},
+     ("10.96.0.10",), (("1.2.3.4",), ("x.y",), ("ndots:2", "edns0"))),
+])
+def test_dns_policy(spec: dict, dns: tuple, want: tuple) -> None:
+    from node_agent.pods.env import compute_dns
+
+    pod = make_pod(**spec)
+    assert compute_dns(pod, cluster_dns=dns, cluster_domain="cluster.local") == want
