@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from master.client.events import EventRecorder
 from master.client.informer import InformerFactory
 from master.logs import setup_logging
 from node_agent.apiclient import NodeClient
@@ -93,6 +94,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--register-with-taints", type=parse_taints, default=[], help="key[=value]:Effect,...")
     p.add_argument("--control-plane", action="store_true",
                    help="label node-role.kubernetes.io/control-plane and taint it NoSchedule")
+    p.add_argument("--registry", default="",
+                   help="host:port of the image registry to pull from (none: only images already loaded)")
+    p.add_argument("--cluster-dns", default="10.96.0.10",
+                   help="comma-separated nameservers for pods' resolv.conf ('' : the host's)")
+    p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.add_argument("--log-level", default="info")
     args = p.parse_args(argv)
@@ -114,7 +120,7 @@ def _runtime(args: argparse.Namespace) -> Any:
         return FakeRuntime()
     from node_agent.runtime.docker import DockerRuntime
 
-    return DockerRuntime(base_url=args.docker_url, node_name=args.node_name)
+    return DockerRuntime(base_url=args.docker_url, node_name=args.node_name, registry=args.registry)
 
 
 async def _runtime_version(runtime: Any) -> str:
@@ -137,7 +143,8 @@ async def run(args: argparse.Namespace) -> None:
         if isinstance(network, BridgeNetwork):
             await network.ensure()
             await _release_unclaimed(network, runtime, args.node_name)
-        manager = _pod_manager(args, runtime, network, api, state_dir)
+        events = EventRecorder(api.client, "kubelet", host=args.node_name)
+        manager = _pod_manager(args, runtime, network, api, state_dir, events)
         factory = InformerFactory(api.client.lister_watcher)
         period = args.heartbeat_period_s or float(resp.heartbeat_period_seconds or 10)
 
@@ -146,6 +153,7 @@ async def run(args: argparse.Namespace) -> None:
 
         async with asyncio.TaskGroup() as tg:
             manager_ready = asyncio.Event()
+            tg.create_task(_forever("events", events.run()))
             tg.create_task(_forever("pod manager", manager.run(ready=manager_ready)))
             tg.create_task(_forever("heartbeat", run_heartbeat(api, period_s=period, reregister=reregister,
                                                                follow_master=args.heartbeat_period_s is None)))
@@ -185,11 +193,14 @@ async def _release_unclaimed(network: BridgeNetwork, runtime: Any, node_name: st
         log.info("released addresses of pods without a sandbox", extra={"pods": released})
 
 
-def _pod_manager(args: argparse.Namespace, runtime: Any, network: Any, api: Any, state_dir: Path) -> Any:
+def _pod_manager(args: argparse.Namespace, runtime: Any, network: Any, api: Any, state_dir: Path,
+                 events: EventRecorder) -> Any:
     from node_agent.pods.manager import PodManager
 
+    dns = tuple(s.strip() for s in args.cluster_dns.split(",") if s.strip())
     return PodManager(runtime, network, api, node_name=args.node_name, root_dir=str(state_dir / "pods"),
-                      host_ip=args.advertise_address)
+                      host_ip=args.advertise_address, registry_configured=bool(args.registry),
+                      cluster_dns=dns, cluster_domain=args.cluster_domain, events=events)
 
 
 def _http_server(args: argparse.Namespace, manager: Any, runtime: Any) -> Any:
