@@ -185,13 +185,17 @@ def up(cfg: LabConfig, say: Say) -> int:
     if not _alive(state.master_pid, b"master.main"):
         say(f"master: REST :{cfg.rest_port}, gRPC :{cfg.grpc_port} (log {lab_dir / 'master.log'})")
         log = open(lab_dir / "master.log", "ab")  # noqa: SIM115 - handed to the child
+        # With hosts, the master advertises the root leg's address: the
+        # `kubernetes` Service's endpoint must be reachable from pods, and the
+        # kubeconfig works from the root shell all the same.
+        advertise = ["--advertise-address", state.plan().root_address] if names else []
         proc = subprocess.Popen(
             [sys.executable, "-m", "master.main", "--etcd-endpoints", endpoints,
              "--rest-port", str(cfg.rest_port), "--grpc-port", str(cfg.grpc_port),
              "--node-heartbeat-period-s", str(cfg.heartbeat_period_s),
              "--default-toleration-seconds", str(cfg.default_toleration_seconds),
              "--controller-option", f"nodelifecycle.grace_period_s={cfg.node_grace_period_s}",
-             "--kubeconfig-out", str(kubeconfig), "--log-format", "text"],
+             "--kubeconfig-out", str(kubeconfig), "--log-format", "text", *advertise],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         state.master_pid = proc.pid

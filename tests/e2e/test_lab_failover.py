@@ -2,8 +2,9 @@
 scheduler and controllers.
 
 `flotctl lab up --nodes 3` with a short node-failure window (heartbeat 1 s,
-grace 4 s, default tolerationSeconds 5); a 6-replica Deployment applied with
-kubectl spreads over the three hosts; then one host's agent is SIGKILLed and
+grace 4 s, default tolerationSeconds 5); a 6-replica Deployment and its
+Service applied with kubectl: the pods spread over the three hosts and a pod
+fetches web.default.svc.cluster.local (cluster DNS, ClusterIP); then one host's agent is SIGKILLed and
 its link to the switch goes down. Its node goes Ready=Unknown and is tainted
 unreachable, its pods are evicted after their tolerationSeconds, and the
 ReplicaSet's replacements run on the other two hosts: six Running and Ready
@@ -59,6 +60,16 @@ spec:
         readinessProbe:
           tcpSocket: {port: 8080}
           periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: default
+spec:
+  selector: {app: web}
+  ports:
+  - {port: 80, targetPort: 8080}
 """
 
 
@@ -81,6 +92,12 @@ def _wait(what: str, fn: Any, *, timeout_s: float) -> Any:
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.5)
+
+
+def _fetch_service(kenv: dict[str, str], pod: dict[str, Any]) -> str:
+    res = _run(["kubectl", "exec", pod["metadata"]["name"], "--", "sh", "-c",
+                "timeout 5 busybox wget -qO- http://web.default.svc.cluster.local/"], kenv, timeout=60)
+    return res.stdout if res.returncode == 0 else ""
 
 
 def test_deployment_spreads_and_survives_a_lost_host(tmp_path: Path) -> None:
@@ -120,6 +137,11 @@ def test_deployment_spreads_and_survives_a_lost_host(tmp_path: Path) -> None:
         spread = Counter(p["spec"]["nodeName"] for p in serving)
         assert sorted(spread) == sorted(nodes), spread  # every host runs some
         assert max(spread.values()) - min(spread.values()) <= 1, spread  # and evenly
+        # The whole path from a pod: cluster DNS (in every proxy), the ClusterIP
+        # (iptables on the pod's host), an endpoint on any host.
+        fetched = _wait("a pod fetching web.default.svc.cluster.local", lambda: _fetch_service(kenv, serving[0]),
+                        timeout_s=60)
+        assert "flotilla test image" in fetched
 
         # Lose host 3: its agent dies with SIGKILL and its link goes down.
         lost = nodes[2]
