@@ -137,23 +137,27 @@ async def run(config: ProxyConfig, *, ready: asyncio.Event, iptables: Iptables |
 
 async def _dns(config: ProxyConfig, syncer: Syncer, dns_state: DnsState, dns_bind: str, node_seen: asyncio.Event,
                nodes: Any, ready: asyncio.Event) -> None:
-    if not dns_bind:
+    late = not dns_bind
+    if late:
         log.warning("no DNS address yet: waiting for the Node's InternalIP (or pass --dns-bind-address)",
                     extra={"node": config.node_name})
         while not dns_bind:
             await node_seen.wait()
             node_seen.clear()
             dns_bind = _node_dns_address(nodes.get(config.node_name))
-        syncer.options = ProxyOptions(cluster_cidr=config.cluster_cidr, dns_vip=config.cluster_dns,
-                                      dns_target=dns_bind)
-        syncer.request_full()
         log.info("cluster DNS address found", extra={"node": config.node_name, "address": dns_bind})
     dns_host, _, dns_port = dns_bind.rpartition(":")
     upstream = config.dns_upstream
     if upstream == "auto":
         upstream = host_upstream(exclude=(dns_host, config.cluster_dns, "127.0.0.53"))
     server = DnsServer(dns_state.records, domain=config.cluster_domain, upstream=upstream)
-    await server.serve(dns_host, int(dns_port or 53), ready=ready)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(server.serve(dns_host, int(dns_port or 53), ready=ready), name="dns-server")
+        await ready.wait()
+        if late:  # listening now: the DNAT to it goes in with a full sync
+            syncer.options = ProxyOptions(cluster_cidr=config.cluster_cidr, dns_vip=config.cluster_dns,
+                                          dns_target=dns_bind)
+            syncer.request_full()
 
 
 def _node_dns_address(node: Any | None) -> str:
