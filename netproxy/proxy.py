@@ -10,8 +10,9 @@ its address is known). Without --dns-bind-address the DNS address is this
 Node's InternalIP; when the Node is not registered yet, DNS starts (and a
 full sync adds its DNAT) once the Node shows one.
 
-/healthz answers 200 while the last good sync is younger than
-`healthz_stale_s` (or a sync is not yet due), 503 otherwise; /metrics is
+/healthz answers 200 while the last good sync (before the first one: the
+start) is younger than max(`healthz_stale_s`, 2 x the full resync period),
+503 otherwise; /metrics is
 Prometheus text of the syncer's registry.
 """
 
@@ -169,12 +170,18 @@ def _node_dns_address(node: Any | None) -> str:
     return ""
 
 
+def healthy(now: float, last: float, *, stale_s: float) -> bool:
+    """`last` = the last good sync, or the start while none succeeded yet: a proxy
+    that never manages a first sync turns unhealthy too, after stale_s."""
+    return now - last < stale_s
+
+
 async def _health(config: ProxyConfig, syncer: Syncer) -> None:
     started = time.time()
 
     async def healthz(_req: web.Request) -> web.Response:
         last = syncer.last_good_sync or started
-        ok = time.time() - last < max(config.healthz_stale_s, 2 * config.full_resync_s) or not syncer.synced.is_set()
+        ok = healthy(time.time(), last, stale_s=max(config.healthz_stale_s, 2 * config.full_resync_s))
         body = f'{{"lastUpdated": {last:.3f}, "currentTime": {time.time():.3f}, "nodeName": "{config.node_name}"}}'
         return web.Response(status=200 if ok else 503, text=body, content_type="application/json")
 

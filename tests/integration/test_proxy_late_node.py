@@ -75,3 +75,4 @@ async def test_dns_starts_when_the_node_registers_after_the_proxy(etcd_cluster: 
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+

@@ -214,3 +214,10 @@ def test_load_balancer_is_programmed_as_node_port() -> None:
     cluster_ip = service("c", "10.96.0.9", node_port=30090)
     cluster_ip.spec.type = "ClusterIP"  # a stale nodePort on a ClusterIP Service is not programmed
     assert compute_service_ports(cluster_ip, None)[0].node_port == 0
+
+
+def test_healthz_turns_503_when_no_sync_ever_succeeds() -> None:
+    from netproxy.proxy import healthy
+
+    assert healthy(100.0, 50.0, stale_s=60)
+    assert not healthy(200.0, 50.0, stale_s=60)  # "last" is the start while nothing synced
