@@ -50,8 +50,9 @@ def host_upstream(resolv_conf: Path = Path("/etc/resolv.conf"), *, exclude: tupl
 
 class DnsServer:
     def __init__(self, records: Callable[[], Records], *, domain: str = DEFAULT_DOMAIN,
-                 upstream: str = "", upstream_timeout_s: float = 2.0) -> None:
+                 upstream: str = "", upstream_timeout_s: float = 2.0, tcp_idle_s: float = 10.0) -> None:
         self.records = records
+        self.tcp_idle_s = tcp_idle_s  # a TCP client silent this long is disconnected
         self.domain = domain
         self.upstream = upstream
         self.upstream_timeout_s = upstream_timeout_s
@@ -156,14 +157,14 @@ class DnsServer:
     async def _tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readexactly(2)
-                data = await reader.readexactly(struct.unpack("!H", head)[0])
+                head = await asyncio.wait_for(reader.readexactly(2), self.tcp_idle_s)
+                data = await asyncio.wait_for(reader.readexactly(struct.unpack("!H", head)[0]), self.tcp_idle_s)
                 out = await self.answer(data)
                 if out is None:
                     break
                 writer.write(struct.pack("!H", len(out)) + out)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass
         finally:
             writer.close()
