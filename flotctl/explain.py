@@ -50,8 +50,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     try:
         pod = http_json(url)
     except urllib.error.HTTPError as exc:
-        body = _status_message(exc)
-        print(f"Error from server ({exc.reason}): {body}", file=sys.stderr)
+        reason, message = _status_of(exc)
+        print(f"Error from server ({reason}): {message}", file=sys.stderr)
         return 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"flotctl explain: cannot reach the master: {exc}", file=sys.stderr)
@@ -74,11 +74,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status_message(exc: urllib.error.HTTPError) -> str:
+def _status_of(exc: urllib.error.HTTPError) -> tuple[str, str]:
+    """The Status body's reason and message, as kubectl prints them
+    ("Error from server (NotFound): pods "x" not found"); the HTTP reason
+    phrase when the body is not a Status."""
     try:
-        return str(json.loads(exc.read()).get("message", exc.reason))
-    except (ValueError, AttributeError):
-        return str(exc.reason)
+        status = json.loads(exc.read())
+        return str(status.get("reason") or exc.reason), str(status.get("message") or exc.reason)
+    except (ValueError, AttributeError, OSError):
+        return str(exc.reason), str(exc.reason)
 
 
 def _table(rows: list[list[str]]) -> str:

@@ -17,7 +17,8 @@ Why a Lease object through the API rather than an etcd lease (DESIGN 4 says
 
 Timing (client-go's defaults): leaseDurationSeconds 15, renew every 2 s,
 renew deadline 10 s. The holder steps down (cancels the led components)
-when no renewal has succeeded for the renew deadline; each renewal call is
+when no renewal has succeeded for the renew deadline (counted from when the
+last successful attempt began, i.e. before the renewTime it wrote); each renewal call is
 bounded by the time left until it. A candidate takes the lease over when
 either clock says it expired:
 * its own monotonic clock, leaseDuration after it last saw the record
@@ -163,6 +164,11 @@ class LeaderElector:
         self._observed: Observed | None = None
         self._lease: coordination_pb2.Lease | None = None
         self._expires_in = 0.0
+        # When the last attempt began (before the renewTime it writes was
+        # stamped): the renew deadline counts from here, never from when a
+        # slow write came back, so the holder always stops before
+        # renewTime + leaseDuration, when a candidate may take over.
+        self._attempt_started = 0.0
 
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
         """Campaign, lead while holding the lease, step down when unsure; until cancelled."""
@@ -186,6 +192,7 @@ class LeaderElector:
     async def _try(self) -> bool:
         """One attempt to acquire or renew; True when we hold the lease afterwards."""
         cfg = self.config
+        self._attempt_started = self.clock.now()
         try:
             lease: coordination_pb2.Lease | None = await self.client.get(  # type: ignore[attr-defined]
                 coordination_pb2.Lease, cfg.name, namespace=cfg.namespace)
@@ -222,7 +229,7 @@ class LeaderElector:
             await self.clock.sleep(wait)
 
     async def _hold(self) -> None:
-        last_ok = self.clock.now()
+        last_ok = self._attempt_started  # the attempt that won the lease
         while True:
             await self.clock.sleep(self.config.retry_period_s)
             left = self.config.renew_deadline_s - (self.clock.now() - last_ok)
@@ -234,7 +241,7 @@ class LeaderElector:
                 except (TimeoutError, APIError) as exc:
                     log.info("lease renewal failed", extra={"error": str(exc) or type(exc).__name__})
             if ok:
-                last_ok = self.clock.now()
+                last_ok = self._attempt_started
                 continue
             if self._observed is not None and self._observed.record[0] not in ("", self.config.identity):
                 raise LeadershipLost(f"lease taken by {self._observed.record[0]}")

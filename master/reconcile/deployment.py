@@ -283,7 +283,9 @@ def compute_counts(d: apps_pb2.Deployment, all_rss: Sequence[apps_pb2.ReplicaSet
     status.updated_replicas = new.status.replicas if new is not None else 0
     status.ready_replicas = sum(rs.status.ready_replicas for rs in all_rss)
     status.available_replicas = available
-    status.unavailable_replicas = max(replicas_of(d) - available, 0)
+    # Kubernetes counts against what the sets are asked to run (surge included),
+    # not spec.replicas: a surge pod that is not available yet is unavailable.
+    status.unavailable_replicas = max(sum(replicas_of(rs) for rs in all_rss) - available, 0)
     if available >= replicas_of(d) - max_unavailable(d):
         set_condition(status, AVAILABLE, "True", MIN_AVAILABLE, "Deployment has minimum availability.", now=now)
     else:

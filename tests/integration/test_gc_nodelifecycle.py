@@ -6,11 +6,15 @@ agents."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as _dt
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from master.client import Client, NotFound
+from master.scheduler import Scheduler
 from protos.apps.v1 import apps_pb2
 from protos.core.v1 import core_pb2
 from tests.integration.hollow import hollow_cluster
@@ -251,13 +255,15 @@ async def _superset(fetch: Any, want: set[tuple[str, str]]) -> bool:
 
 
 async def test_pods_of_a_node_that_stops_heartbeating_are_recreated_elsewhere(etcd_cluster: Any) -> None:
-    """Node lifecycle evicts, the ReplicaSet controller replaces, the hollow
-    binder (a stand-in for the scheduler) places the new pods on live nodes."""
+    """Node lifecycle evicts, the ReplicaSet controller replaces, the real
+    scheduler places the new pods on live nodes (the dead one is Unknown and
+    tainted unreachable, so its filters keep pods off it)."""
     async with controlled_master(etcd_cluster.endpoints, controllers=["nodelifecycle", "replicaset"],
                                  options={"nodelifecycle": {"grace_period_s": 2}},
                                  default_toleration_seconds=1) as c, \
-            hollow_cluster(c.client, nodes=3, renew_period_s=0.3, binder=True,
-                           prefix=f"re{uuid.uuid4().hex[:4]}") as hc:
+            hollow_cluster(c.client, nodes=3, renew_period_s=0.3,
+                           prefix=f"re{uuid.uuid4().hex[:4]}") as hc, \
+            running_scheduler(c.client):
         client = c.client
         app = f"web-{uuid.uuid4().hex[:6]}"
         rs = apps_pb2.ReplicaSet()
@@ -276,7 +282,7 @@ async def test_pods_of_a_node_that_stops_heartbeating_are_recreated_elsewhere(et
         before = await eventually(running, what="6 pods running")
         dead = sorted(hc.nodes)[0]
         lost = {p.metadata.name for p in before if p.spec.node_name == dead}
-        assert lost, "the round-robin binder put no pod on the first node"
+        assert lost, "the scheduler spread no pod onto the first node"
         hc.stop_heartbeat(dead)
 
         async def moved() -> list[core_pb2.Pod]:
@@ -287,6 +293,20 @@ async def test_pods_of_a_node_that_stops_heartbeating_are_recreated_elsewhere(et
 
         after = await eventually(moved, timeout_s=60, what="pods recreated on live nodes")
         assert not lost & {p.metadata.name for p in after}
+
+
+@contextlib.asynccontextmanager
+async def running_scheduler(client: Client) -> AsyncIterator[Scheduler]:
+    scheduler = Scheduler(client, seed=7)
+    ready = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(ready=ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        yield scheduler
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def test_deleting_a_deployment_takes_its_replicasets_and_pods(etcd_cluster: Any) -> None:

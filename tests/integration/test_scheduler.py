@@ -182,7 +182,7 @@ async def test_unschedulable_pod_reports_every_node_then_fits_a_new_node(env: En
 
 async def test_explain_errors(env: Env) -> None:
     out = await asyncio.to_thread(flotctl, env, "explain", "pod/nope")
-    assert out.returncode == 1 and ("NotFound" in out.stderr or "not found" in out.stderr)
+    assert out.returncode == 1 and "Error from server (NotFound): " in out.stderr, out.stderr
     out = await asyncio.to_thread(flotctl, env, "explain", "deploy/x")
     assert out.returncode != 0 and "only pods" in out.stderr
 

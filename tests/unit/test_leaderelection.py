@@ -211,6 +211,51 @@ async def test_shutdown_releases_the_lease_for_a_fast_handover() -> None:
             await tb
 
 
+class SlowReply(View):
+    """A view whose next renewal lands at once but is answered `slow_s` later,
+    after which the connection is cut off."""
+
+    def __init__(self, api: LeaseAPI, clock: FakeClock) -> None:
+        super().__init__(api)
+        self.clock = clock
+        self.slow_s = 0.0
+
+    async def update(self, obj: coordination_pb2.Lease) -> coordination_pb2.Lease:
+        out = await super().update(obj)
+        if self.slow_s:
+            slow, self.slow_s = self.slow_s, 0.0
+            await self.clock.sleep(slow)
+            self.down = True
+        return out
+
+
+async def test_a_slow_renewal_does_not_stretch_the_renew_deadline() -> None:
+    """The deadline counts from when the renewal began (its renewTime), not from
+    its late answer: otherwise the holder would still lead after the candidate
+    took the lease at renewTime + leaseDuration."""
+    clock = FakeClock(wall_start=WALL0)
+    api = LeaseAPI()
+    log: list[tuple[str, float]] = []
+    a_view = SlowReply(api, clock)
+    a = LeaderElector(a_view, LeaderElectionConfig(identity="a"), clock=clock)
+    b = LeaderElector(View(api), LeaderElectionConfig(identity="b"), clock=clock)
+    ta = asyncio.create_task(a.run(Led("a", clock, log)))
+    await settle()
+    tb = asyncio.create_task(b.run(Led("b", clock, log)))
+    try:
+        await run_for(clock, 5)
+        a_view.slow_s = 7.0  # within the time left to the renew deadline: the renewal succeeds
+        await run_for(clock, 40)
+        events = [e for e, _ in log]
+        assert events == ["a start", "a stop", "b start"], log
+        assert log[1][1] < log[2][1], "the old holder stopped before the new one started"
+    finally:
+        for t in (ta, tb):
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+
 async def test_a_led_component_that_returns_is_an_error() -> None:
     clock = FakeClock(wall_start=WALL0)
     elector = LeaderElector(View(LeaseAPI()), LeaderElectionConfig(identity="a"), clock=clock)

@@ -266,12 +266,24 @@ def test_status_of_a_complete_rollout() -> None:
     assert msg == 'ReplicaSet "new" has successfully progressed.'
 
 
+@pytest.mark.parametrize(("sets", "want"), [
+    ([("new", 1, 0), ("old", 10, 10)], 1),  # a surge pod not available yet is unavailable
+    ([("new", 3, 1), ("old", 5, 5)], 2),     # the sets' replicas, not spec.replicas, count
+    ([("new", 10, 10), ("old", 0, 2)], 0),   # more available than asked (scaling down): never negative
+])
+def test_unavailable_replicas_count_against_the_sets_replicas(sets: list[tuple[str, int, int]], want: int) -> None:
+    """Kubernetes' calculateStatus: sum of the ReplicaSets' spec.replicas minus available, at least 0."""
+    rss = [replicaset(name, spec, available=avail, status=max(spec, avail)) for name, spec, avail in sets]
+    status = dep.compute_status(deployment(10, surge=1, unavailable=0), rss, rss[0], now=NOW)
+    assert status.unavailable_replicas == want
+
+
 def test_status_while_progressing_and_below_minimum() -> None:
     d = deployment(10)
     new = replicaset("new", 3, available=1)
     old = replicaset("old", 5, available=5)
     status = dep.compute_status(d, [new, old], new, now=NOW)
-    assert status.unavailable_replicas == 4 and status.updated_replicas == 3
+    assert status.unavailable_replicas == 2 and status.updated_replicas == 3  # (3 + 5 asked) - 6 available
     assert conditions(status) == {"Available": ("False", "MinimumReplicasUnavailable"),
                                   "Progressing": ("True", "ReplicaSetUpdated")}
     d.status.CopyFrom(status)
