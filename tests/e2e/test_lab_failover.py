@@ -87,7 +87,10 @@ def _serving(rest: int) -> list[dict[str, Any]]:
 def _wait(what: str, fn: Any, *, timeout_s: float) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
-        value = fn()
+        try:
+            value = fn()
+        except OSError:  # one slow or refused API call on a busy machine is not the answer
+            value = None
         if value:
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
