@@ -124,7 +124,7 @@ class PodWorker(StartMixin, ProbeMixin):
                 try:
                     await self.terminate()
                     return
-                except (errors.RuntimeError_, OSError) as exc:
+                except Exception as exc:  # runtime, network, volumes or the master: retry, never give up the pod
                     log.warning("pod %s: termination failed, retrying: %s", self.uid, exc)
                     await self.m.clock.sleep(2.0)
         finally:
