@@ -8,7 +8,7 @@ Running with an IP from node 1's /24; a pod on node 2 and every host
 namespace reach it by pod IP; SIGTERM to an agent leaves its pods running
 and a restarted agent keeps their containers and IP; a node leaving takes
 its route away and re-joining keeps its /24; `flotctl lab down` leaves no namespace,
-root-namespace veth, container or process of the lab.
+root-namespace veth, root-namespace iptables rule, container or process of the lab.
 
 Unique lab id, node names, subnet and ports: it never touches another lab.
 """
@@ -107,8 +107,14 @@ def _wait_route(netns: str, text: str, *, present: bool, timeout_s: float = 30) 
         time.sleep(0.3)
 
 
-def _leftovers(lab_id: str, lab_dir: Path, nodes: list[str], api: docker.APIClient) -> list[str]:
+def _leftovers(lab_id: str, lab_dir: Path, nodes: list[str], api: docker.APIClient, subnet: str) -> list[str]:
     left = [f"netns {p.name}" for p in Path("/var/run/netns").iterdir() if p.name.startswith(lab_id + "-")]
+    # Rules inside host namespaces go with them; none may be left in the root namespace.
+    net = subnet.rsplit(".", 1)[0] + "."
+    for save in ("iptables-legacy-save", "iptables-nft-save"):
+        rules = subprocess.run([save], capture_output=True, text=True).stdout
+        left += [f"{save}: {line}" for line in rules.splitlines()
+                 if not line.startswith("#") and (net in line or lab_id in line)]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     left += [f"link {line.split(':')[1].strip()}" for line in links.splitlines()
              if line.split(":")[1].strip().split("@")[0].startswith(lab_id)]
@@ -230,7 +236,7 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         _wait_route(f"{lab_id}-{nodes[0]}", route3, present=True)
     finally:
         down = _run(flotctl + ["lab", "down"], env)
-        left = _leftovers(lab_id, lab_dir, nodes, api)
+        left = _leftovers(lab_id, lab_dir, nodes, api, subnet)
         api.close()
     assert down.returncode == 0, down.stdout + down.stderr
     assert "no lab process is left" in down.stdout and "removed container" in down.stdout

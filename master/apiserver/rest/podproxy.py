@@ -87,8 +87,13 @@ async def serve_log(request: web.Request, route: Route, registry: Registry) -> w
             resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
             resp.enable_chunked_encoding()
             await resp.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await resp.write(chunk)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await resp.write(chunk)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # The agent went away mid-stream (e.g. restarted during `logs -f`): the
+                # status line is sent already, so end the body; no Status can follow.
+                log.info("log stream of pod %s/%s ended: %s", pod.metadata.namespace, pod.metadata.name, exc)
             await resp.write_eof()
             return resp
     except aiohttp.ClientConnectionError as exc:
