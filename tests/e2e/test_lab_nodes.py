@@ -120,6 +120,15 @@ def _wait_route(netns: str, text: str, *, present: bool, timeout_s: float = 30) 
         time.sleep(0.3)
 
 
+def _lab_process_alive(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        zombie = b"zombie" in Path(f"/proc/{pid}/status").read_bytes()
+    except OSError:
+        return False
+    return not zombie and any(m in cmdline for m in (b"master.main", b"node_agent.main", b"netproxy.main"))
+
+
 def _leftovers(lab_id: str, lab_dir: Path, nodes: list[str], api: docker.APIClient, subnet: str) -> list[str]:
     left = [f"netns {p.name}" for p in Path("/var/run/netns").iterdir() if p.name.startswith(lab_id + "-")]
     # Rules inside host namespaces go with them; none may be left in the root namespace.
@@ -257,8 +266,17 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         assert _api(rest, "GET", f"/api/v1/nodes/{nodes[2]}")["spec"]["podCIDR"] == cidrs[nodes[2]]
         _wait_route(f"{lab_id}-{nodes[0]}", route3, present=True)
     finally:
+        # Every process the lab recorded (the master's and the proxies' command
+        # lines do not name the lab dir, so the /proc scan alone would miss them).
+        try:
+            recorded = json.loads((lab_dir / "state.json").read_text())
+        except (OSError, ValueError):
+            recorded = {}
+        pids = [recorded.get("master_pid", 0), *recorded.get("agents", {}).values(),
+                *recorded.get("proxies", {}).values()]
         down = _run(flotctl + ["lab", "down"], env)
         left = _leftovers(lab_id, lab_dir, nodes, api, subnet)
+        left += [f"process {pid}" for pid in pids if pid and _lab_process_alive(pid)]
         api.close()
     assert down.returncode == 0, down.stdout + down.stderr
     assert "no lab process is left" in down.stdout and "removed container" in down.stdout
