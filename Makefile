@@ -9,7 +9,7 @@ deps:
 	./scripts/bootstrap.sh
 
 up: deps
-	$(PY) -m flotctl.main lab up --nodes 3
+	$(PY) -m flotctl.main lab up --nodes 3 --demo deploy/demo.yaml
 
 down: deps
 	$(PY) -m flotctl.main lab down

@@ -72,6 +72,7 @@ class LabConfig:
     node_grace_period_s: int = 20
     default_toleration_seconds: int = 30
     proxy: str = "auto"  # auto: start flotilla-proxy per host when it is built; on; off
+    demo: str = ""  # a manifest applied once the hosts are Ready (`make up`: deploy/demo.yaml)
     ready_timeout_s: float = 90.0
 
 
@@ -211,10 +212,63 @@ def up(cfg: LabConfig, say: Say) -> int:
         say(f"master: already running (pid {state.master_pid})")
     if names and _up_hosts(cfg, state, names, say) != 0:
         return 1
+    if cfg.demo and apply_manifest(cfg.rest_port, Path(cfg.demo), say) != 0:
+        return 1
     say("ready")
     print(f"\n  export KUBECONFIG={kubeconfig}\n  kubectl get nodes -o wide\n  kubectl get pods -A -o wide\n\n"
           f"Hosts are network namespaces: `nsenter --net=/var/run/netns/{cfg.lab_id}-<node> sh` enters one.\n"
           "`flotctl lab status` shows what runs; `flotctl lab down` removes it all.", flush=True)
+    return 0
+
+
+def _ensure_local_images(say: Say) -> None:
+    """No registry is reachable: build the images the agent and the demo use (docker import)."""
+    import asyncio
+
+    from node_agent.runtime.docker import DockerRuntime
+    from node_agent.runtime.interface import PAUSE_IMAGE, TEST_IMAGE
+
+    async def build() -> None:
+        runtime = DockerRuntime()
+        try:
+            for image in (PAUSE_IMAGE, TEST_IMAGE):
+                await runtime.ensure_image(image)
+        finally:
+            await runtime.close()
+
+    asyncio.run(build())
+    say(f"images: {PAUSE_IMAGE}, {TEST_IMAGE} (built locally from busybox-static when missing)")
+
+
+def collection_path(doc: dict[str, Any]) -> str:
+    """The REST collection an object is POSTed to (enough for the demo's kinds)."""
+    api_version, kind = doc["apiVersion"], doc["kind"]
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    plural = kind.lower() + ("" if kind.endswith("s") else "s")
+    if kind in ("Namespace", "Node"):
+        return f"{base}/{plural}"
+    return f"{base}/namespaces/{doc.get('metadata', {}).get('namespace', 'default')}/{plural}"
+
+
+def apply_manifest(rest_port: int, path: Path, say: Say) -> int:
+    """Create every object of a YAML manifest through the REST API; existing ones are left as they are."""
+    import yaml
+
+    for doc in yaml.safe_load_all(path.read_text()):
+        if not doc:
+            continue
+        kind, name = doc.get("kind", "?"), doc.get("metadata", {}).get("name", "?")
+        req = urllib.request.Request(f"http://127.0.0.1:{rest_port}{collection_path(doc)}",
+                                     data=json.dumps(doc).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10):
+                say(f"demo: {kind.lower()}/{name} created")
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:
+                say(f"demo: {kind.lower()}/{name}: {exc.code} {exc.read()[:300].decode(errors='replace')}")
+                return 1
+            say(f"demo: {kind.lower()}/{name} already exists")
     return 0
 
 
@@ -231,6 +285,7 @@ def _up_hosts(cfg: LabConfig, state: LabState, names: list[str], say: Say) -> in
 
         pid = ensure_dockerd()
         say("dockerd: running" if pid is None else f"dockerd: started (pid {pid}); it stays up for everyone")
+        _ensure_local_images(say)
     master = f"{plan.root_address}:{cfg.grpc_port}"
     (lab_dir / "agents").mkdir(exist_ok=True)
     for host in plan.hosts:

@@ -38,6 +38,8 @@ def add_commands(sub: Any) -> None:
     up.add_argument("--proxy", choices=("auto", "on", "off"), default="auto",
                     help="a flotilla-proxy per host (auto: when the proxy is built)")
     up.add_argument("--ready-timeout-s", type=float, default=90.0)
+    up.add_argument("--demo", default="", metavar="MANIFEST",
+                    help="create the objects of this manifest once the hosts are Ready (make up: deploy/demo.yaml)")
     up.add_argument("--heartbeat-period-s", type=int, default=10, help="agents renew their lease this often")
     up.add_argument("--node-grace-s", type=int, default=20,
                     help="a host silent this long is Ready=Unknown and tainted unreachable")
@@ -58,7 +60,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                         etcd_base_port=args.etcd_base_port, runtime=args.runtime,
                         ready_timeout_s=args.ready_timeout_s, proxy=args.proxy,
                         heartbeat_period_s=args.heartbeat_period_s, node_grace_period_s=args.node_grace_s,
-                        default_toleration_seconds=args.eviction_s)
+                        default_toleration_seconds=args.eviction_s, demo=args.demo)
     return lab.up(cfg, _step)
 
 

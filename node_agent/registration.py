@@ -37,7 +37,7 @@ from protos.core.v1 import core_pb2
 from protos.node.v1 import node_pb2
 
 log = logging.getLogger(__name__)
-AGENT_VERSION = "v1.29.0-flotilla"
+AGENT_VERSION = "v1.31.0+flotilla"  # the version the apiserver reports (kubectl get nodes)
 PERMANENT_CODES = {"INVALID_ARGUMENT", "ALREADY_EXISTS", "FAILED_PRECONDITION", "PERMISSION_DENIED",
                    "UNAUTHENTICATED", "RESOURCE_EXHAUSTED"}
 
