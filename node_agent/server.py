@@ -206,9 +206,8 @@ class AgentServer:
         command = q.getall("command", [])
         if not command:
             return status_response(400, "BadRequest", "you must specify at least 1 command")
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return status_response(400, "BadRequest",
-                                   "exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)")
+        # The pod and container first, the upgrade last: the apiserver's proxy asks
+        # again without upgrading to learn why a handshake was refused.
         try:
             cid = await self._container_id(ns, pod, container, previous=False)
             st = await self.runtime.container_status(cid)
@@ -219,6 +218,9 @@ class AgentServer:
             return runtime_error_response(exc)
         if st.state != ContainerState.RUNNING:
             return status_response(400, "BadRequest", f"container {container} is not running")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return status_response(400, "BadRequest",
+                                   "exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)")
         ws = web.WebSocketResponse(protocols=PROTOCOLS, autoclose=False, max_msg_size=0)
         await ws.prepare(request)
         stdin, tty = go_bool(q.get("stdin")), go_bool(q.get("tty"))
