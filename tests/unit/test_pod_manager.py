@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from master.client.clock import FakeClock
-from node_agent.network.errors import NetlinkError
+from node_agent.network.errors import NetlinkError, NetworkError
 from node_agent.network.fake import FakePodNetwork
 from node_agent.pods.api import FakeNodeAPI
 from node_agent.pods.manager import PodManager
@@ -470,3 +470,21 @@ async def test_orphan_removal_error_does_not_stop_the_manager(tmp_path: Path) ->
         await eventually(lambda: gone.metadata.uid in env.manager.orphans_removed, what="removal retried")
         assert not runtime.sandboxes and network.pod_ip(gone.metadata.uid) is None
         assert env.manager._running  # the relist loop survived the failed teardown
+
+
+async def test_a_pod_network_failure_is_an_event_and_is_retried(tmp_path: Path) -> None:
+    network = FakePodNetwork()
+    network.fail_setup = NetworkError("pod default/web: plumb vf0123: No space left on device")
+    async with running(tmp_path, network=network) as env:
+        pod = make_pod(containers=TWO[:1])
+        env.manager.set_pods([pod])
+        await eventually(lambda: "FailedCreatePodSandBox" in env.events.reasons(pod.metadata.name))
+        msg = next(m for _, _, r, m in env.events.got if r == "FailedCreatePodSandBox")
+        assert msg == "Failed to create pod sandbox: pod default/web: plumb vf0123: No space left on device"
+        assert not env.runtime.sandboxes  # the half-made sandbox went
+        network.fail_setup = None
+        for _ in range(10):  # the worker retries 2 s (fake) after a failed sync
+            if status(env, pod).phase == "Running":
+                break
+            await tick(env, 2.0)
+        assert status(env, pod).phase == "Running"
