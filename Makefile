@@ -39,3 +39,6 @@ verify-protos: deps
 
 bench: deps
 	$(PY) bench/api.py
+	$(PY) bench/scheduler.py
+	$(PY) bench/pods.py
+	$(PY) bench/proxy.py

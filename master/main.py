@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +36,7 @@ from master.leaderelection import LeaderElectionConfig, LeaderElector, default_i
 from master.logs import setup_logging
 from master.nodeapi.service import NodeAPIConfig
 from master.nodeapi.service import add_to_server as add_node_api
+from master.process import forever, until_signalled
 from master.scheduler.scheduler import Scheduler
 from master.storage.etcd import EtcdStore
 from master.storage.interface import Store
@@ -148,9 +148,9 @@ async def run_led(args: argparse.Namespace, client: Client, *, host: str = "") -
         if args.enabled_controllers:
             manager = ControllerManager(client, enabled=args.enabled_controllers,
                                         options=args.controller_options, host=host)
-            tg.create_task(_component("controllers", manager.run()))
+            tg.create_task(forever("controllers", manager.run()))
         if not args.disable_scheduler:
-            tg.create_task(_component(
+            tg.create_task(forever(
                 "scheduler", Scheduler(client, seed=args.scheduler_seed).run(ready=asyncio.Event())))
         # An empty group would return at once: leading with nothing to run is waiting.
         tg.create_task(asyncio.Event().wait())
@@ -184,7 +184,7 @@ async def run(args: argparse.Namespace) -> None:
         if not args.server or not _wants_led(args):
             log.error("nothing to run: with the apiserver disabled, give --server and a led component")
             raise SystemExit(2)
-        await _component("led", run_components(args, args.server))
+        await forever("led", run_components(args, args.server))
         return
     etcd = await EtcdStore.open(endpoints)
     store: Store = PrefixedStore(etcd, args.etcd_prefix) if args.etcd_prefix else etcd
@@ -202,14 +202,14 @@ async def run(args: argparse.Namespace) -> None:
         )
         ready = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(_component("apiserver", server.run(ready=ready)))
+            tg.create_task(forever("apiserver", server.run(ready=ready)))
             await ready.wait()
             if args.kubeconfig_out:
                 write_kubeconfig(Path(args.kubeconfig_out), f"http://{advertise}:{server.rest_port}")
             if _wants_led(args):
                 local = "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address
                 target = args.server or f"{local}:{server.grpc_port}"
-                led = tg.create_task(_component("led", run_components(args, target)))
+                led = tg.create_task(forever("led", run_components(args, target)))
             log.info("master ready", extra={"rest": f"http://{advertise}:{server.rest_port}",
                                             "grpc": f"{advertise}:{server.grpc_port}",
                                             "kubeconfig": args.kubeconfig_out})
@@ -239,28 +239,13 @@ def _node_api(args: argparse.Namespace) -> Callable[[Any, Any], object]:
     return lambda server, registry: add_node_api(server, registry, config)
 
 
-async def _component(name: str, coro: object) -> None:
-    await coro  # type: ignore[misc]
-    raise RuntimeError(f"component {name} returned; a component runs until cancelled")
-
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging(level=args.log_level, fmt=args.log_format)
 
-    async def supervised() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            await run(args)
-        except asyncio.CancelledError:
-            log.info("shutting down")
-
     try:
-        asyncio.run(supervised())
+        asyncio.run(until_signalled(run(args)))
     except* Exception as group:
         for exc in group.exceptions:
             log.error("master failed: %s", exc, exc_info=exc)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import socket
 import sys
 
+from master.process import until_signalled
 from netproxy.errors import BackendConflict, ProxyError
 from netproxy.iptables import Iptables, LegacyIptables, flotilla_chains
 from netproxy.proxy import ProxyConfig, run
@@ -72,19 +72,8 @@ def main(argv: list[str] | None = None) -> None:
         dns_bind=args.dns_bind_address, dns_upstream=args.dns_upstream,
     )
 
-    async def supervised() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            await run(config, ready=asyncio.Event())
-        except asyncio.CancelledError:
-            pass
-
     try:
-        asyncio.run(supervised())
+        asyncio.run(until_signalled(run(config, ready=asyncio.Event()), stopping=""))
     except* BackendConflict as group:
         print(f"flotilla-proxy: {group.exceptions[0]}", file=sys.stderr)
         sys.exit(3)

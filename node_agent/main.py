@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 from master.client.events import EventRecorder
 from master.client.informer import InformerFactory
 from master.logs import setup_logging
+from master.process import forever, until_signalled
 from node_agent.apiclient import NodeClient
 from node_agent.network.bridge import BridgeConfig, BridgeNetwork
 from node_agent.registration import (
@@ -153,17 +153,17 @@ async def run(args: argparse.Namespace) -> None:
 
         async with asyncio.TaskGroup() as tg:
             manager_ready = asyncio.Event()
-            tg.create_task(_forever("events", events.run()))
-            tg.create_task(_forever("pod manager", manager.run(ready=manager_ready)))
-            tg.create_task(_forever("heartbeat", run_heartbeat(api, period_s=period, reregister=reregister,
+            tg.create_task(forever("events", events.run()))
+            tg.create_task(forever("pod manager", manager.run(ready=manager_ready)))
+            tg.create_task(forever("heartbeat", run_heartbeat(api, period_s=period, reregister=reregister,
                                                                follow_master=args.heartbeat_period_s is None)))
             if isinstance(network, BridgeNetwork):
                 nodes = factory.informer(core_pb2.Node)
-                tg.create_task(_forever("informers", factory.run()))
-                tg.create_task(_forever("routes", run_route_sync(nodes, network, own_node=args.node_name)))
-            tg.create_task(_forever("http", _http_server(args, manager, runtime)))
+                tg.create_task(forever("informers", factory.run()))
+                tg.create_task(forever("routes", run_route_sync(nodes, network, own_node=args.node_name)))
+            tg.create_task(forever("http", _http_server(args, manager, runtime)))
             await manager_ready.wait()
-            tg.create_task(_forever("pod stream", run_pod_stream(api, manager)))
+            tg.create_task(forever("pod stream", run_pod_stream(api, manager)))
             log.info("agent running", extra={"node": args.node_name, "pod_cidr": resp.pod_cidr,
                                              "master": args.master})
     finally:
@@ -211,28 +211,13 @@ def _http_server(args: argparse.Namespace, manager: Any, runtime: Any) -> Any:
                       read_only_port=args.read_only_port, port=args.port)
 
 
-async def _forever(name: str, coro: Any) -> None:
-    await coro
-    raise RuntimeError(f"agent component {name} returned; it must run until cancelled")
-
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging(level=args.log_level, fmt=args.log_format)
 
-    async def supervised() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            await run(args)
-        except asyncio.CancelledError:
-            log.info("shutting down; pods keep running")
-
     try:
-        asyncio.run(supervised())
+        asyncio.run(until_signalled(run(args), stopping="shutting down; pods keep running"))
     except* RegistrationRefused as refused:
         for refusal in refused.exceptions:
             log.error("%s", refusal)
