@@ -129,10 +129,10 @@ def _lab_process_alive(pid: int) -> bool:
     return not zombie and any(m in cmdline for m in (b"master.main", b"node_agent.main", b"netproxy.main"))
 
 
-def _leftovers(lab_id: str, lab_dir: Path, nodes: list[str], api: docker.APIClient, subnet: str) -> list[str]:
+def _leftovers(lab_id: str, lab_dir: Path, nodes: list[str], api: docker.APIClient, subnet: str = "") -> list[str]:
     left = [f"netns {p.name}" for p in Path("/var/run/netns").iterdir() if p.name.startswith(lab_id + "-")]
     # Rules inside host namespaces go with them; none may be left in the root namespace.
-    net = subnet.rsplit(".", 1)[0] + "."
+    net = subnet.rsplit(".", 1)[0] + "." if subnet else lab_id
     for save in ("iptables-legacy-save", "iptables-nft-save"):
         rules = subprocess.run([save], capture_output=True, text=True).stdout
         left += [f"{save}: {line}" for line in rules.splitlines()
