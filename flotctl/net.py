@@ -42,6 +42,9 @@ def cmd_explain(args: argparse.Namespace, get: Callable[[str], Any]) -> int:
     except urllib.error.HTTPError as exc:
         print(f"flotctl net explain: {exc.code} {exc.reason}", file=sys.stderr)
         return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"flotctl net explain: the API server is unreachable ({getattr(exc, 'reason', exc)})", file=sys.stderr)
+        return 1
     if not pod.status.pod_ip:
         print(f"flotctl net explain: pod {args.pod} has no IP yet", file=sys.stderr)
         return 1

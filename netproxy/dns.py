@@ -7,7 +7,8 @@ state the rules are rendered from, and a pod's query never leaves its host
 listens on UDP and TCP at `bind` (the node's address, port 53 by default).
 
 Answers come from dnsrecords.py (A, SRV, headless and StatefulSet pod names,
-NXDOMAIN inside the cluster domain); other names are forwarded to the host's
+NXDOMAIN inside the cluster domain; over UDP an answer too large for the
+client is sent truncated, TC set); other names are forwarded to the host's
 resolver (the first nameserver of /etc/resolv.conf that is not ourselves, or
 `upstream` as "ip" or "ip:port"),
 and answered SERVFAIL at once when there is none or it does not answer
@@ -22,6 +23,7 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
@@ -48,14 +50,18 @@ def host_upstream(resolv_conf: Path = Path("/etc/resolv.conf"), *, exclude: tupl
 
 class DnsServer:
     def __init__(self, records: Callable[[], Records], *, domain: str = DEFAULT_DOMAIN,
-                 upstream: str = "", upstream_timeout_s: float = 2.0) -> None:
+                 upstream: str = "", upstream_timeout_s: float = 2.0, tcp_idle_s: float = 10.0) -> None:
         self.records = records
+        self.tcp_idle_s = tcp_idle_s  # a TCP client silent this long is disconnected
         self.domain = domain
         self.upstream = upstream
         self.upstream_timeout_s = upstream_timeout_s
         self.queries = 0
 
-    async def answer(self, wire: bytes) -> bytes | None:
+    async def answer(self, wire: bytes, *, udp: bool = False) -> bytes | None:
+        """The response to one query; over UDP an answer larger than the client
+        takes (512 bytes, or its EDNS payload size) is truncated (TC set, no
+        records), so the client asks again over TCP."""
         try:
             query = dns.message.from_wire(wire)
         except Exception:  # dnspython raises many kinds for malformed packets
@@ -83,7 +89,15 @@ class DnsServer:
                 addrs = self.records().a.get(s.target, [])
                 if addrs:
                     resp.additional.append(dns.rrset.from_text_list(s.target, TTL, "IN", "A", addrs))
-        return resp.to_wire()
+        if not udp:
+            return resp.to_wire()
+        limit = max(512, query.payload) if query.edns >= 0 else 512
+        try:
+            return resp.to_wire(max_size=limit)
+        except dns.exception.TooBig:
+            short = dns.message.make_response(query)
+            short.flags |= dns.flags.AA | dns.flags.TC
+            return short.to_wire()
 
     async def _forward(self, query: dns.message.Message, wire: bytes) -> bytes:
         if not self.upstream:
@@ -120,7 +134,7 @@ class DnsServer:
 
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
                 async def reply() -> None:
-                    out = await server.answer(data)
+                    out = await server.answer(data, udp=True)
                     if out is not None:
                         self.transport.sendto(out, addr)  # type: ignore[attr-defined]
 
@@ -143,14 +157,14 @@ class DnsServer:
     async def _tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readexactly(2)
-                data = await reader.readexactly(struct.unpack("!H", head)[0])
+                head = await asyncio.wait_for(reader.readexactly(2), self.tcp_idle_s)
+                data = await asyncio.wait_for(reader.readexactly(struct.unpack("!H", head)[0]), self.tcp_idle_s)
                 out = await self.answer(data)
                 if out is None:
                     break
                 writer.write(struct.pack("!H", len(out)) + out)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass
         finally:
             writer.close()

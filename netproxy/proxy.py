@@ -5,10 +5,14 @@ the other one holds Flotilla chains), connects to the master over gRPC,
 watches Services, Endpoints and Nodes through shared informers (handlers only
 mark the Service key dirty), runs the Syncer, the cluster DNS server (when
 configured) and the health server on 10256 in one TaskGroup. Ready once the
-informers synced and the first sync applied.
+informers synced and the first sync applied (and the DNS server listens, when
+its address is known). Without --dns-bind-address the DNS address is this
+Node's InternalIP; when the Node is not registered yet, DNS starts (and a
+full sync adds its DNAT) once the Node shows one.
 
-/healthz answers 200 while the last good sync is younger than
-`healthz_stale_s` (or a sync is not yet due), 503 otherwise; /metrics is
+/healthz answers 200 while the last good sync (before the first one: the
+start) is younger than max(`healthz_stale_s`, 2 x the full resync period),
+503 otherwise; /metrics is
 Prometheus text of the syncer's registry.
 """
 
@@ -102,31 +106,59 @@ async def run(config: ProxyConfig, *, ready: asyncio.Event, iptables: Iptables |
 
         for inf in (services, endpoints):
             inf.add_handler(on_add=changed, on_update=lambda _o, n: changed(n), on_delete=changed)
+        node_seen = asyncio.Event()
+
+        def node_changed(node: Any) -> None:
+            if node.metadata.name == config.node_name and _node_dns_address(node):
+                node_seen.set()
+
+        nodes.add_handler(on_add=node_changed, on_update=lambda _o, n: node_changed(n))
         synced = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(factory.run(ready=synced), name="informers")
             tg.create_task(_health(config, syncer), name="healthz")
             await synced.wait()
             dns_bind = config.dns_bind or _node_dns_address(nodes.get(config.node_name))
+            dns_ready = asyncio.Event()
             if config.cluster_dns and dns_bind:
                 syncer.options = ProxyOptions(cluster_cidr=config.cluster_cidr, dns_vip=config.cluster_dns,
                                               dns_target=dns_bind)
-            elif config.cluster_dns:
-                log.warning("no DNS address: pass --dns-bind-address or give the Node an InternalIP",
-                            extra={"node": config.node_name})
             tg.create_task(syncer.run(), name="syncer")
-            if config.cluster_dns and dns_bind:
-                dns_host, _, dns_port = dns_bind.rpartition(":")
-                upstream = config.dns_upstream
-                if upstream == "auto":
-                    upstream = host_upstream(exclude=(dns_host, config.cluster_dns, "127.0.0.53"))
-                server = DnsServer(dns_state.records, domain=config.cluster_domain, upstream=upstream)
-                dns_ready = asyncio.Event()
-                tg.create_task(server.serve(dns_host, int(dns_port or 53), ready=dns_ready), name="dns")
-                await dns_ready.wait()
+            if config.cluster_dns:
+                # The proxy may start before its node's agent registered the Node
+                # (flotctl lab up starts both at once): DNS then starts when the
+                # Node shows an InternalIP, and a full sync adds the DNS DNAT.
+                tg.create_task(_dns(config, syncer, dns_state, dns_bind, node_seen, nodes, dns_ready), name="dns")
+                if dns_bind:
+                    await dns_ready.wait()
             await syncer.synced.wait()
             log.info("proxy ready", extra={"node": config.node_name, "services": len(services.keys())})
             ready.set()
+
+
+async def _dns(config: ProxyConfig, syncer: Syncer, dns_state: DnsState, dns_bind: str, node_seen: asyncio.Event,
+               nodes: Any, ready: asyncio.Event) -> None:
+    late = not dns_bind
+    if late:
+        log.warning("no DNS address yet: waiting for the Node's InternalIP (or pass --dns-bind-address)",
+                    extra={"node": config.node_name})
+        while not dns_bind:
+            await node_seen.wait()
+            node_seen.clear()
+            dns_bind = _node_dns_address(nodes.get(config.node_name))
+        log.info("cluster DNS address found", extra={"node": config.node_name, "address": dns_bind})
+    dns_host, _, dns_port = dns_bind.rpartition(":")
+    upstream = config.dns_upstream
+    if upstream == "auto":
+        upstream = host_upstream(exclude=(dns_host, config.cluster_dns, "127.0.0.53"))
+    server = DnsServer(dns_state.records, domain=config.cluster_domain, upstream=upstream)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(server.serve(dns_host, int(dns_port or 53), ready=ready), name="dns-server")
+        await ready.wait()
+        if late:  # listening now: the DNAT to it goes in with a full sync
+            syncer.options = ProxyOptions(cluster_cidr=config.cluster_cidr, dns_vip=config.cluster_dns,
+                                          dns_target=dns_bind)
+            syncer.request_full()
 
 
 def _node_dns_address(node: Any | None) -> str:
@@ -138,12 +170,18 @@ def _node_dns_address(node: Any | None) -> str:
     return ""
 
 
+def healthy(now: float, last: float, *, stale_s: float) -> bool:
+    """`last` = the last good sync, or the start while none succeeded yet: a proxy
+    that never manages a first sync turns unhealthy too, after stale_s."""
+    return now - last < stale_s
+
+
 async def _health(config: ProxyConfig, syncer: Syncer) -> None:
     started = time.time()
 
     async def healthz(_req: web.Request) -> web.Response:
         last = syncer.last_good_sync or started
-        ok = time.time() - last < max(config.healthz_stale_s, 2 * config.full_resync_s) or not syncer.synced.is_set()
+        ok = healthy(time.time(), last, stale_s=max(config.healthz_stale_s, 2 * config.full_resync_s))
         body = f'{{"lastUpdated": {last:.3f}, "currentTime": {time.time():.3f}, "nodeName": "{config.node_name}"}}'
         return web.Response(status=200 if ok else 503, text=body, content_type="application/json")
 

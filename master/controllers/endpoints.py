@@ -7,7 +7,8 @@ Endpoints enqueues its Service (so it is recreated). `sync` asks
 master/reconcile/endpoints.py for the Endpoints and writes only when they
 differ. Services without a selector are left alone (their Endpoints are
 somebody else's: the apiserver's `kubernetes` Service, manual endpoints); the
-Endpoints of a deleted Service are deleted.
+Endpoints of a deleted Service are deleted, also those left from a Service
+deleted while no controller ran (every Endpoints is checked once at start).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from protos.core.v1 import core_pb2
 
 log = logging.getLogger("flotilla.controllers.endpoints")
 NS_INDEX = "endpoints/namespace"  # index names are per shared informer: ours never clash
+LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 
 
 class EndpointsController(Controller):
@@ -51,6 +53,15 @@ class EndpointsController(Controller):
                 old is not None and selector_matches(svc.spec.selector, old.metadata.labels)
             ):
                 self.enqueue(svc)
+
+    async def run(self) -> None:
+        # Kubernetes' checkLeftoverEndpoints: Endpoints whose Service went while no
+        # controller ran get no Service event; every Endpoints is looked at once
+        # (sync deletes those without a Service), leader-election records aside.
+        for ep in self.endpoints.list():
+            if LEADER_ANNOTATION not in ep.metadata.annotations:
+                self.enqueue(ep)
+        await super().run()
 
     async def sync(self, key: str) -> None:
         namespace, name = split_key(key)

@@ -75,3 +75,14 @@ async def test_udp_tcp_forward_and_servfail(ports: tuple[int, int, int]) -> None
     assert [x.to_text() for x in r.answer[0]] == ["192.0.2.7"]
     r = await dns.asyncquery.udp(dns.message.make_query("www.example.org", "A"), "127.0.0.1", port=dead, timeout=5)
     assert r.rcode() == dns.rcode.SERVFAIL
+
+
+async def test_idle_tcp_client_is_disconnected() -> None:
+    port = free_udp_tcp_port()
+    server = DnsServer(cluster_records, upstream="", tcp_idle_s=0.3)
+    async with serving(server, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server, nothing sent
+        finally:
+            writer.close()

@@ -114,3 +114,37 @@ async def test_endpoints_follow_pod_readiness_and_deletion(client: Client) -> No
     await wait_endpoints(client, lambda e: len(ips(e)) == 2)
     await client.delete(core_pb2.Service, "web", namespace="default")
     await wait_endpoints(client, lambda e: e is None)
+
+
+async def test_leftover_endpoints_of_a_deleted_service_go_at_start(etcd_cluster: Any) -> None:
+    async with in_process_master(etcd_cluster.endpoints) as m, await Client.connect(m.grpc_target) as c:
+        # written while no controller runs: "left" has no Service, "manual" has one without a selector
+        for name in ("left", "manual"):
+            ep = core_pb2.Endpoints()
+            ep.metadata.name, ep.metadata.namespace = name, "default"
+            subset = ep.subsets.add()
+            subset.addresses.add(ip="10.244.1.9")
+            subset.ports.add(port=8080)
+            await c.create(ep)
+        manual = core_pb2.Service()
+        manual.metadata.name, manual.metadata.namespace = "manual", "default"
+        manual.spec.ports.add(port=80)
+        await c.create(manual)
+        cm = ControllerManager(c, enabled=["endpoints"])
+        task = asyncio.create_task(cm.run())
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + WAIT_S
+            while True:
+                try:
+                    await c.get(core_pb2.Endpoints, "left", namespace="default")
+                except NotFound:
+                    break
+                assert loop.time() < deadline, "the leftover Endpoints were never deleted"
+                await asyncio.sleep(0.05)
+            kept = await c.get(core_pb2.Endpoints, "manual", namespace="default")
+            assert [a.ip for a in kept.subsets[0].addresses] == ["10.244.1.9"]
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

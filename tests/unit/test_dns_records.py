@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.flags
 import dns.message
 import dns.rcode
 import pytest
@@ -77,3 +78,22 @@ async def test_server_answers_and_servfails_without_upstream() -> None:
 def test_resolv_conf() -> None:
     assert render_resolv_conf("shop", "cluster.local", ("10.96.0.10",)) == (
         "nameserver 10.96.0.10\nsearch shop.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n")
+
+
+async def _ask(server: DnsServer, query: dns.message.Message, *, udp: bool = False) -> dns.message.Message:
+    out = await server.answer(query.to_wire(), udp=udp)
+    assert out is not None
+    return dns.message.from_wire(out)
+
+
+async def test_udp_answer_too_large_is_truncated_for_tcp() -> None:
+    many = Records()
+    many.merge(compute_records(svc("big", "None"), eps("big", [(f"10.244.1.{i}", "") for i in range(2, 82)])))
+    server = DnsServer(lambda: many, upstream="")
+    name = "big.default.svc.cluster.local"
+    small = await _ask(server, dns.message.make_query(name, "A", use_edns=False), udp=True)
+    assert small.flags & dns.flags.TC and not small.answer
+    edns = await _ask(server, dns.message.make_query(name, "A", use_edns=0, payload=4096), udp=True)
+    assert not edns.flags & dns.flags.TC and len(edns.answer[0]) == 80
+    tcp = await _ask(server, dns.message.make_query(name, "A", use_edns=False))
+    assert len(tcp.answer[0]) == 80

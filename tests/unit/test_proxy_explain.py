@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from netproxy.explain import Packet, explain_path
 from netproxy.model import Endpoint, ServicePort
 from netproxy.render import ProxyOptions, svc_chain
@@ -37,3 +39,18 @@ def test_node_port_of_another_node_and_no_endpoints_and_dns_and_nothing() -> Non
     assert "REJECT" in explain("10.96.0.6", 80)
     assert "cluster DNS: DNAT 192.168.77.2:53" in explain("10.96.0.10", 53)
     assert "no Flotilla rule matches" in explain("8.8.8.8", 53)
+
+
+def test_flotctl_explain_reports_an_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import urllib.error
+
+    from flotctl.net import cmd_explain
+
+    def get(_path: str) -> object:
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+    args = argparse.Namespace(destination="10.96.0.5:80", namespace="default", pod="client",
+                              cluster_cidr="10.244.0.0/16", cluster_dns="10.96.0.10", protocol="TCP")
+    assert cmd_explain(args, get) == 1
+    assert "unreachable" in capsys.readouterr().err

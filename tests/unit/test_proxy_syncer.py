@@ -4,12 +4,16 @@ conntrack flushes for UDP, the rule gauge and no-op syncs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netproxy.fake import FakeConntrack, FakeIptables
+from netproxy.model import compute_service_ports
 from netproxy.render import svc_chain
 from netproxy.syncer import Syncer, parse_trigger_time
 from protos.core.v1 import core_pb2
@@ -151,3 +155,69 @@ def test_incremental_syncs_converge_to_the_full_sync(states: list[dict[int, tupl
                 assert nodeports[i + 1].split("-j")[0] == rule.split("-j")[0]
 
     asyncio.run(run())
+
+
+async def _until(what: str, check: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+async def test_run_coalesces_waits_the_minimum_interval_resyncs_and_recovers() -> None:
+    w = World()
+    w.syncer.min_sync_interval_s, w.syncer.full_resync_s = 0.5, 1.5
+    times: list[float] = []
+    restore = w.ipt.restore
+
+    def timed(text: str) -> None:
+        restore(text)
+        times.append(time.monotonic())
+
+    w.ipt.restore = timed  # type: ignore[method-assign]
+
+    def syncs(kind: str) -> float:
+        value = w.syncer.metrics.registry.get_sample_value("flotilla_proxy_sync_duration_seconds_count",
+                                                           {"kind": kind})
+        return value or 0.0
+
+    w.put("a", service("a", "10.96.0.5"), endpoints("a", ["10.244.0.2"]))
+    task = asyncio.create_task(w.syncer.run())
+    try:
+        await asyncio.wait_for(w.syncer.synced.wait(), 20)
+        assert syncs("full") == 1 and len(w.ipt.restores) == 1
+        # two changes at once: one partial sync, no sooner than the minimum interval after the last
+        w.put("b", service("b", "10.96.0.6"), endpoints("b", ["10.244.0.3"]))
+        w.put("c", service("c", "10.96.0.7"), endpoints("c", ["10.244.0.4"]))
+        await _until("the partial sync", lambda: len(w.ipt.restores) == 2)
+        assert syncs("partial") == 1 and times[1] - times[0] >= 0.5 - 0.02
+        assert all(svc_chain(w.syncer.ports[f"default/{n}"][0]) in w.ipt.restores[1] for n in "bc")
+        # nothing marked: the periodic full resync still comes
+        await _until("the periodic full resync", lambda: syncs("full") == 2)
+        # a failed apply leaves the rules and is followed by a full sync that brings the change
+        w.ipt.fail_next = "iptables-restore: line 3 failed"
+        w.put("d", service("d", "10.96.0.8"), endpoints("d", ["10.244.0.5"]))
+        await _until("the retry", lambda: "default/d" in w.syncer.ports)
+        assert w.syncer.metrics.failures._value.get() == 1 and syncs("full") >= 3
+        assert svc_chain(w.syncer.ports["default/d"][0]) in w.ipt.user_chains("nat")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def test_load_balancer_is_programmed_as_node_port() -> None:
+    lb = service("lb", "10.96.0.9", node_port=30090)
+    lb.spec.type = "LoadBalancer"
+    ports = compute_service_ports(lb, endpoints("lb", ["10.244.0.2"]))
+    assert [(p.node_port, len(p.endpoints)) for p in ports] == [(30090, 1)]
+    cluster_ip = service("c", "10.96.0.9", node_port=30090)
+    cluster_ip.spec.type = "ClusterIP"  # a stale nodePort on a ClusterIP Service is not programmed
+    assert compute_service_ports(cluster_ip, None)[0].node_port == 0
+
+
+def test_healthz_turns_503_when_no_sync_ever_succeeds() -> None:
+    from netproxy.proxy import healthy
+
+    assert healthy(100.0, 50.0, stale_s=60)
+    assert not healthy(200.0, 50.0, stale_s=60)  # "last" is the start while nothing synced

@@ -103,3 +103,31 @@ async def test_repair_removes_orphans_seen_twice() -> None:
     assert await alloc.repair([held]) == []
     assert await alloc.repair([held]) == ["/registry/ranges/servicenodeports/30001"]
     assert list((await store.list_revisions("/registry/ranges/"))[0]) == ["/registry/ranges/serviceips/10.0.0.3"]
+
+
+class _Registry:
+    """The three calls ensure_master_service makes; kube-dns's address is taken."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], object] = {}
+
+    async def create(self, info: object, namespace: str, msg: object) -> None:
+        name = msg.metadata.name  # type: ignore[attr-defined]
+        if name == "kube-dns":
+            raise errors.Invalid("Service", name, [errors.invalid("spec.clusterIPs", "10.96.0.10",
+                                                                  "provided IP is already allocated")])
+        self.objects[(info.resource, namespace, name)] = msg  # type: ignore[attr-defined]
+
+    async def get(self, info: object, namespace: str, name: str) -> object:
+        raise errors.NotFound(info.resource, name)  # type: ignore[attr-defined]
+
+
+async def test_kubernetes_endpoints_written_even_when_the_dns_address_is_taken() -> None:
+    from master.apiserver.allocators.kubernetes import ensure_master_service
+
+    reg = _Registry()
+    await ensure_master_service(reg, cluster_ip="10.96.0.1", advertise_ip="192.0.2.1",  # type: ignore[arg-type]
+                                port=6443, dns_ip="10.96.0.10")
+    ep = reg.objects[("endpoints", "default", "kubernetes")]
+    assert [a.ip for a in ep.subsets[0].addresses] == ["192.0.2.1"]  # type: ignore[attr-defined]
+    assert ("services", "default", "kubernetes") in reg.objects

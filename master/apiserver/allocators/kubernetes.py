@@ -82,8 +82,6 @@ async def _create_once(registry: Registry, namespace: str, svc: Any) -> None:
 async def ensure_master_service(registry: Registry, *, cluster_ip: str, advertise_ip: str, port: int,
                                 dns_ip: str = "") -> None:
     await _create_once(registry, "default", desired_service(cluster_ip, port))
-    if dns_ip:
-        await _create_once(registry, "kube-system", dns_service(dns_ip))
     try:
         current = (await registry.get(ENDPOINTS, "default", "kubernetes")).msg
     except errors.APIError as exc:
@@ -99,6 +97,13 @@ async def ensure_master_service(registry: Registry, *, cluster_ip: str, advertis
             return with_address(cur.msg, advertise_ip, port)
 
         await registry.guaranteed_update(ENDPOINTS, "default", "kubernetes", add)
+    if dns_ip:
+        # Last, and on its own: a Service holding the DNS address (a user's own
+        # DNS Service, say) must not keep this master out of the Endpoints above.
+        try:
+            await _create_once(registry, "kube-system", dns_service(dns_ip))
+        except errors.APIError as exc:
+            log.warning("kube-system/kube-dns not created: %s", exc)
 
 
 async def run_master_service(
@@ -113,16 +118,19 @@ async def run_master_service(
     cluster_ip = allocator.ips.nth(1)
     n = 0
     while True:
-        try:
-            if advertise_ip:
+        if advertise_ip:
+            try:
                 await ensure_master_service(registry, cluster_ip=cluster_ip, advertise_ip=advertise_ip, port=port,
                                             dns_ip=allocator.ips.nth(10))
-            n += 1
-            if n % repair_every == 0:
+            except errors.APIError as exc:
+                log.warning("kubernetes service: %s", exc)
+        n += 1
+        if n % repair_every == 0:  # also when the step above keeps failing
+            try:
                 services, _ = await registry.list(SERVICES, Filter(), resource_version="")
                 removed = await allocator.repair([s.msg for s in services])
                 if removed:
                     log.warning("released orphaned service allocations: %s", ", ".join(removed))
-        except errors.APIError as exc:
-            log.warning("kubernetes service: %s", exc)
+            except errors.APIError as exc:
+                log.warning("service allocation repair: %s", exc)
         await asyncio.sleep(interval_s)
