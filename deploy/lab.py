@@ -399,6 +399,14 @@ def down(lab_dir: Path, say: Say) -> int:
         for item in destroy_lab_net(state.plan()):
             say(f"removed {item} (with its bridges, veths and iptables rules)")
     if lab_dir.exists():
+        # Memory emptyDirs of pods that were running are tmpfs mounts under the
+        # agents' state dirs (the agents made them in this mount namespace, and
+        # removing the containers does not undo them): rmtree would fail on them.
+        from node_agent.pods.volumes import mounts_under
+
+        for point in mounts_under(lab_dir):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+            say(f"unmounted {point}")
         shutil.rmtree(lab_dir)
         say(f"removed {lab_dir}")
     say("lab down: no lab process is left")

@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 
 from master.client.client import DEFAULT_CHANNEL_OPTIONS, Client
-from master.client.errors import Unavailable, from_rpc_error
+from master.client.errors import Conflict, NotFound, Unavailable, from_rpc_error
 from protos.core.v1 import core_pb2
 from protos.node.v1 import node_pb2, node_pb2_grpc
 
@@ -80,17 +80,34 @@ class NodeClient:
 
     # ---- NodeAPI (node_agent.pods.api) ---------------------------------------------
 
-    async def update_pod_status(self, pod: core_pb2.Pod) -> core_pb2.Pod:
-        return await self._unary(self._stub.UpdatePodStatus,  # type: ignore[no-any-return]
-                                 node_pb2.UpdatePodStatusRequest(pod=pod))
+    # Like ClientNodeAPI (node_agent.pods.api): a pod that is gone, or replaced by a
+    # new pod of the same name (the uid precondition fails), is not an error for
+    # the worker; a ConfigMap or Secret that does not exist is None, which the
+    # worker turns into CreateContainerConfigError rather than a failed sync.
+
+    async def update_pod_status(self, pod: core_pb2.Pod) -> core_pb2.Pod | None:
+        try:
+            return await self._unary(self._stub.UpdatePodStatus,  # type: ignore[no-any-return]
+                                     node_pb2.UpdatePodStatusRequest(pod=pod))
+        except (NotFound, Conflict):
+            return None
 
     async def delete_pod(self, pod: core_pb2.Pod) -> None:
         meta = pod.metadata
-        await self._unary(self._stub.DeletePod, node_pb2.DeletePodRequest(
-            namespace=meta.namespace, name=meta.name, uid=meta.uid))
+        try:
+            await self._unary(self._stub.DeletePod, node_pb2.DeletePodRequest(
+                namespace=meta.namespace, name=meta.name, uid=meta.uid))
+        except (NotFound, Conflict):
+            return  # gone already, or a new pod of the same name
 
-    async def get_config_map(self, namespace: str, name: str) -> core_pb2.ConfigMap:
-        return await self.client.get(core_pb2.ConfigMap, name, namespace=namespace)
+    async def get_config_map(self, namespace: str, name: str) -> core_pb2.ConfigMap | None:
+        try:
+            return await self.client.get(core_pb2.ConfigMap, name, namespace=namespace)
+        except NotFound:
+            return None
 
-    async def get_secret(self, namespace: str, name: str) -> core_pb2.Secret:
-        return await self.client.get(core_pb2.Secret, name, namespace=namespace)
+    async def get_secret(self, namespace: str, name: str) -> core_pb2.Secret | None:
+        try:
+            return await self.client.get(core_pb2.Secret, name, namespace=namespace)
+        except NotFound:
+            return None

@@ -149,7 +149,7 @@ async def run(args: argparse.Namespace) -> None:
         period = args.heartbeat_period_s or float(resp.heartbeat_period_seconds or 10)
 
         async def reregister() -> None:
-            await register(api, request)
+            await register(api, request, expect_pod_cidr=resp.pod_cidr)
 
         async with asyncio.TaskGroup() as tg:
             manager_ready = asyncio.Event()

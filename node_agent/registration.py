@@ -113,12 +113,20 @@ def build_register_request(identity: NodeIdentity, facts: Mapping[str, str], *,
 
 
 async def register(api: Any, request: node_pb2.RegisterRequest, *, clock: Clock | None = None,
-                   max_delay_s: float = 10.0) -> node_pb2.RegisterResponse:
+                   max_delay_s: float = 10.0, expect_pod_cidr: str = "") -> node_pb2.RegisterResponse:
+    """Register, retrying while the master is unreachable. `expect_pod_cidr` (a
+    re-registration): the CIDR this agent's bridge and pods already use; getting
+    another one is a refusal, since the running pods cannot change address."""
     clock = clock or RealClock()
     delay = 0.5
     while True:
         try:
             resp: node_pb2.RegisterResponse = await api.register(request)
+            if expect_pod_cidr and resp.pod_cidr != expect_pod_cidr:
+                raise RegistrationRefused(
+                    f"node {request.node_name!r} registered again and the master gave it the pod CIDR "
+                    f"{resp.pod_cidr}, but its bridge and pods use {expect_pod_cidr} (another node took it "
+                    "while this Node was deleted): delete this node's pods and restart the agent")
             log.info("registered", extra={"node": request.node_name, "pod_cidr": resp.pod_cidr})
             return resp
         except APIError as exc:

@@ -44,6 +44,13 @@ def status_response(code: int, reason: str, message: str) -> web.Response:
     return web.json_response(status_body(code, reason, message), status=code)
 
 
+def runtime_error_response(exc: errors.RuntimeError_) -> web.Response:
+    """Docker could not answer (or the container went away meanwhile): a Status, not a bare 500."""
+    if isinstance(exc, errors.NotFound):
+        return status_response(404, "NotFound", str(exc))
+    return status_response(500, "InternalError", f"container runtime: {exc}")
+
+
 def go_bool(value: str | None) -> bool:
     return (value or "").lower() in ("1", "t", "true", "y", "yes")
 
@@ -165,6 +172,8 @@ class AgentServer:
         except LookupError as exc:
             code, reason, message = exc.args
             return status_response(code, reason, message)
+        except errors.RuntimeError_ as exc:
+            return runtime_error_response(exc)
         since = datetime.now(UTC) - timedelta(seconds=since_s) if since_s else None
         follow = go_bool(q.get("follow"))
         resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
@@ -197,17 +206,21 @@ class AgentServer:
         command = q.getall("command", [])
         if not command:
             return status_response(400, "BadRequest", "you must specify at least 1 command")
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return status_response(400, "BadRequest",
-                                   "exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)")
+        # The pod and container first, the upgrade last: the apiserver's proxy asks
+        # again without upgrading to learn why a handshake was refused.
         try:
             cid = await self._container_id(ns, pod, container, previous=False)
             st = await self.runtime.container_status(cid)
         except LookupError as exc:
             code, reason, message = exc.args
             return status_response(code, reason, message)
+        except errors.RuntimeError_ as exc:
+            return runtime_error_response(exc)
         if st.state != ContainerState.RUNNING:
             return status_response(400, "BadRequest", f"container {container} is not running")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return status_response(400, "BadRequest",
+                                   "exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)")
         ws = web.WebSocketResponse(protocols=PROTOCOLS, autoclose=False, max_msg_size=0)
         await ws.prepare(request)
         stdin, tty = go_bool(q.get("stdin")), go_bool(q.get("tty"))

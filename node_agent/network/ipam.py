@@ -76,6 +76,9 @@ class HostLocalIPAM:
             uid = path.read_text().strip()
             if uid:
                 self._by_uid[uid] = str(ip)
+            else:
+                # Created but never written (the agent died in between): nobody holds it.
+                path.unlink(missing_ok=True)
 
     def get(self, pod_uid: str) -> str | None:
         return self._by_uid.get(pod_uid)

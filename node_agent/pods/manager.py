@@ -116,6 +116,8 @@ class PodManager:
                 await self.relist()
             except errors.RuntimeError_ as exc:
                 log.warning("pod manager: relist failed: %s", exc)
+            except Exception:  # e.g. an orphan's network or volume teardown: retried next round, agent stays up
+                log.exception("pod manager: relist failed")
 
     async def relist(self) -> None:
         """One PLEG round: wake workers whose containers changed; remove unclaimed pods."""
@@ -143,11 +145,15 @@ class PodManager:
         for c in await self.runtime.list_containers(want):
             await self.runtime.stop_container(c.id, 0)
             await self.runtime.remove_container(c.id)
-        for s in await self.runtime.list_pod_sandboxes(want):
+        sandboxes = await self.runtime.list_pod_sandboxes(want)
+        for s in sandboxes:
             await self.runtime.stop_pod_sandbox(s.id)
-            await self.runtime.remove_pod_sandbox(s.id)
+        # Network and volumes before the sandboxes go: if either fails, the
+        # sandbox is still there and the next relist tries the whole removal again.
         await self.network.teardown_pod(pod_uid=uid)
         await asyncio.to_thread(teardown_volumes, self.root_dir, uid)
+        for s in sandboxes:
+            await self.runtime.remove_pod_sandbox(s.id)
         self.orphans_removed.append(uid)
 
     # ------------------------------------------------------------- pod updates

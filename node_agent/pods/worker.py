@@ -18,6 +18,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
+from node_agent.network.errors import NetworkError
 from node_agent.pods.actions import (
     ObservedPod,
     PodActions,
@@ -112,7 +113,7 @@ class PodWorker(StartMixin, ProbeMixin):
                 self.wake.clear()
                 try:
                     delay = await self.sync()
-                except (errors.RuntimeError_, OSError) as exc:
+                except (errors.RuntimeError_, NetworkError, OSError) as exc:
                     log.warning("pod %s/%s: sync failed: %s", self.pod.metadata.namespace, self.pod.metadata.name,
                                 exc)
                     delay = 2.0
@@ -124,7 +125,7 @@ class PodWorker(StartMixin, ProbeMixin):
                 try:
                     await self.terminate()
                     return
-                except (errors.RuntimeError_, OSError) as exc:
+                except Exception as exc:  # runtime, network, volumes or the master: retry, never give up the pod
                     log.warning("pod %s: termination failed, retrying: %s", self.uid, exc)
                     await self.m.clock.sleep(2.0)
         finally:
@@ -285,7 +286,9 @@ class PodWorker(StartMixin, ProbeMixin):
                 self.pod_ip = await self.m.network.setup_pod(pod_uid=self.uid,
                                                              namespace=self.pod.metadata.namespace,
                                                              name=self.pod.metadata.name, netns_path=st.netns_path)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                self._event("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
             await rt.stop_pod_sandbox(sid)
             await rt.remove_pod_sandbox(sid)
             raise

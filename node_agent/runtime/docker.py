@@ -112,6 +112,10 @@ class DockerRuntime:
         # A pool of our own: the loop's default one has cpu+4 threads, and a burst of
         # pods would queue every Docker call behind it.
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
+        # Log streams block a thread each for as long as they last (`logs -f`): a pool
+        # of their own, so that followers never starve the loop's default pool (6
+        # threads on 2 cores), where the pod network and volumes do their work.
+        self._log_pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="docker-logs")
         self._api = docker.APIClient(base_url=base_url, version="auto", timeout=int(timeout_s),
                                      max_pool_size=threads)
         self._socket_path = base_url.removeprefix("unix://")
@@ -132,6 +136,7 @@ class DockerRuntime:
     async def close(self) -> None:
         await asyncio.to_thread(self._api.close)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._log_pool.shutdown(wait=False, cancel_futures=True)
 
     async def version(self) -> str:
         info = await self._call("version", self._api.version)
@@ -351,10 +356,11 @@ class DockerRuntime:
             except StopIteration:
                 return sentinel
 
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                # The default pool, not ours: a followed log can block a thread for hours.
-                chunk = await asyncio.to_thread(next_chunk)
+                # The log pool, not the Docker-call pool: a followed log can block a thread for hours.
+                chunk = await loop.run_in_executor(self._log_pool, next_chunk)
                 if chunk is sentinel:
                     return
                 yield chunk

@@ -62,10 +62,10 @@ class DockerExec:
         while True:
             try:
                 header = await self._reader.readexactly(8)
+                stream, size = header[0], struct.unpack(">I", header[4:])[0]
+                data = await self._reader.readexactly(size) if size else b""
             except asyncio.IncompleteReadError:
-                return
-            stream, size = header[0], struct.unpack(">I", header[4:])[0]
-            data = await self._reader.readexactly(size) if size else b""
+                return  # the daemon closed the connection (mid-frame too): the session is over
             yield (2 if stream == 2 else 1), data
 
     async def resize(self, *, width: int, height: int) -> None:

@@ -5,10 +5,11 @@ lab-down bullet), with real dockerd, real namespaces and real agents:
 host-gw routes between them; a two-container pod (busybox httpd + a sidecar
 that fetches from it on localhost) pinned to node 1 by spec.nodeName goes
 Running with an IP from node 1's /24; a pod on node 2 and every host
-namespace reach it by pod IP; SIGTERM to an agent leaves its pods running
-and a restarted agent keeps their containers and IP; a node leaving takes
+namespace reach it by pod IP; kubectl exec and logs reach it through the
+master; kill -9 of an agent leaves its pods running and a restarted agent
+keeps their containers and IP and reports a container restart; a node leaving takes
 its route away and re-joining keeps its /24; `flotctl lab down` leaves no namespace,
-root-namespace veth, container or process of the lab.
+root-namespace veth, root-namespace iptables rule, container or process of the lab.
 
 Unique lab id, node names, subnet and ports: it never touches another lab.
 """
@@ -91,12 +92,24 @@ def _exec(api: docker.APIClient, container: str, cmd: list[str]) -> tuple[int, s
     return int(api.exec_inspect(ex["Id"])["ExitCode"]), out
 
 
-def _stop_pid(pid: int) -> None:
-    os.kill(pid, signal.SIGTERM)
+def _stop_pid(pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
+    os.kill(pid, sig)
     deadline = time.monotonic() + 20
     while Path(f"/proc/{pid}").exists() and b"zombie" not in Path(f"/proc/{pid}/status").read_bytes():
-        assert time.monotonic() < deadline, f"agent {pid} did not exit on SIGTERM"
+        assert time.monotonic() < deadline, f"agent {pid} did not exit on {sig.name}"
         time.sleep(0.1)
+
+
+def _wait_restarted(rest: int, name: str, container: str, timeout_s: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    cs: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        pod = _api(rest, "GET", f"/api/v1/namespaces/default/pods/{name}")
+        cs = next((c for c in pod.get("status", {}).get("containerStatuses", []) if c["name"] == container), {})
+        if cs.get("restartCount", 0) >= 1 and "running" in cs.get("state", {}):
+            return cs
+        time.sleep(0.5)
+    raise AssertionError(f"{name}/{container} not restarted: {json.dumps(cs)}")
 
 
 def _wait_route(netns: str, text: str, *, present: bool, timeout_s: float = 30) -> None:
@@ -107,8 +120,23 @@ def _wait_route(netns: str, text: str, *, present: bool, timeout_s: float = 30) 
         time.sleep(0.3)
 
 
-def _leftovers(lab_id: str, lab_dir: Path, nodes: list[str], api: docker.APIClient) -> list[str]:
+def _lab_process_alive(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        zombie = b"zombie" in Path(f"/proc/{pid}/status").read_bytes()
+    except OSError:
+        return False
+    return not zombie and any(m in cmdline for m in (b"master.main", b"node_agent.main", b"netproxy.main"))
+
+
+def _leftovers(lab_id: str, lab_dir: Path, nodes: list[str], api: docker.APIClient, subnet: str = "") -> list[str]:
     left = [f"netns {p.name}" for p in Path("/var/run/netns").iterdir() if p.name.startswith(lab_id + "-")]
+    # Rules inside host namespaces go with them; none may be left in the root namespace.
+    net = subnet.rsplit(".", 1)[0] + "." if subnet else lab_id
+    for save in ("iptables-legacy-save", "iptables-nft-save"):
+        rules = subprocess.run([save], capture_output=True, text=True).stdout
+        left += [f"{save}: {line}" for line in rules.splitlines()
+                 if not line.startswith("#") and (net in line or lab_id in line)]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     left += [f"link {line.split(':')[1].strip()}" for line in links.splitlines()
              if line.split(":")[1].strip().split("@")[0].startswith(lab_id)]
@@ -190,6 +218,10 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         kenv = dict(env, KUBECONFIG=str(tmp_path / "kubeconfig"))
         ex = _run(["kubectl", "exec", "web", "-c", "sidecar", "--", "cat", "/tmp/got"], kenv, timeout=60)
         assert ex.returncode == 0 and "flotilla test image" in ex.stdout, ex.stdout + ex.stderr
+        ex = _run(["kubectl", "exec", "web", "-c", "http", "--", "cat", "/etc/hostname"], kenv, timeout=60)
+        assert (ex.returncode, ex.stdout) == (0, "web\n"), ex.stdout + ex.stderr
+        logs = _run(["kubectl", "logs", "web", "-c", "sidecar"], kenv, timeout=60)
+        assert logs.returncode == 0, logs.stdout + logs.stderr
         wide = _run(["kubectl", "get", "pods", "-o", "wide"], kenv, timeout=60)
         assert ip in wide.stdout and nodes[0] in wide.stdout, wide.stdout + wide.stderr
         # A pod on another host reaches it by pod IP.
@@ -200,10 +232,10 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         for n in nodes:
             assert "flotilla test image" in _fetch_from(f"{lab_id}-{n}", ip), n
 
-        # SIGTERM to node 1's agent leaves its pods running; `lab up` again restarts
+        # kill -9 of node 1's agent leaves its pods running; `lab up` again restarts
         # the agent, which keeps the same containers and the same pod IP.
         ids_before = sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"}))
-        _stop_pid(json.loads((lab_dir / "state.json").read_text())["agents"][nodes[0]])
+        _stop_pid(json.loads((lab_dir / "state.json").read_text())["agents"][nodes[0]], signal.SIGKILL)
         assert sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"})) == ids_before
         again = _run(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
                                 "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
@@ -213,6 +245,11 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         time.sleep(3)  # let the restarted agent resync its pods
         assert _wait_running(rest, "web")["status"]["podIP"] == ip
         assert sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"})) == ids_before
+        # Statuses keep flowing from the restarted agent: kill -9 of the server's
+        # process is seen, restarted, and reported with restartCount 1.
+        api.kill(_container(api, web_obj["metadata"]["uid"], "http"), "SIGKILL")
+        cs = _wait_restarted(rest, "web", "http")
+        assert cs["lastState"]["terminated"]["exitCode"] == 137, cs
         assert "flotilla test image" in _fetch_from(f"{lab_id}-{nodes[1]}", ip)
 
         # A node leaving (agent stopped, Node deleted) takes its route away on the
@@ -229,8 +266,17 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         assert _api(rest, "GET", f"/api/v1/nodes/{nodes[2]}")["spec"]["podCIDR"] == cidrs[nodes[2]]
         _wait_route(f"{lab_id}-{nodes[0]}", route3, present=True)
     finally:
+        # Every process the lab recorded (the master's and the proxies' command
+        # lines do not name the lab dir, so the /proc scan alone would miss them).
+        try:
+            recorded = json.loads((lab_dir / "state.json").read_text())
+        except (OSError, ValueError):
+            recorded = {}
+        pids = [recorded.get("master_pid", 0), *recorded.get("agents", {}).values(),
+                *recorded.get("proxies", {}).values()]
         down = _run(flotctl + ["lab", "down"], env)
-        left = _leftovers(lab_id, lab_dir, nodes, api)
+        left = _leftovers(lab_id, lab_dir, nodes, api, subnet)
+        left += [f"process {pid}" for pid in pids if pid and _lab_process_alive(pid)]
         api.close()
     assert down.returncode == 0, down.stdout + down.stderr
     assert "no lab process is left" in down.stdout and "removed container" in down.stdout

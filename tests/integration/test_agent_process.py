@@ -68,6 +68,27 @@ async def test_agent_registers_runs_a_pod_and_reports_status(etcd_cluster: EtcdC
                 return got.status.phase == "Running" and bool(got.status.pod_ip)
 
             await _until(running)
+
+            # A missing ConfigMap (env and volume) fails that pod alone, with
+            # CreateContainerConfigError and a message, through the real NodeClient.
+            bad = core_pb2.Pod()
+            bad.metadata.name, bad.metadata.namespace = "p2", "default"
+            bad.spec.node_name = "agent-a"
+            c = bad.spec.containers.add(name="c", image="flotilla/busybox:test", image_pull_policy="Never")
+            c.env.add(name="X").value_from.config_map_key_ref.CopyFrom(
+                core_pb2.ConfigMapKeySelector(name="absent", key="k"))
+            await client.create(bad)
+
+            async def config_error() -> bool:
+                if agent.done():
+                    agent.result()
+                got = await client.get(core_pb2.Pod, "p2", namespace="default")
+                return any(cs.state.waiting.reason == "CreateContainerConfigError"
+                           and cs.state.waiting.message == 'configmap "absent" not found'
+                           for cs in got.status.container_statuses)
+
+            await _until(config_error)
+            assert (await client.get(core_pb2.Pod, "p1", namespace="default")).status.phase == "Running"
         finally:
             agent.cancel()
             with contextlib.suppress(asyncio.CancelledError):

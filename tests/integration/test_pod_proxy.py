@@ -159,3 +159,20 @@ async def test_proxy_errors_are_statuses(setup: Setup) -> None:
             assert r.status == 404 and (await r.json())["reason"] == "NotFound"
         async with http.get(f"{base}/two/exec?container=a&command=ls") as r:
             assert r.status == 400 and "WebSocket" in (await r.json())["message"]
+
+    # kubectl exec into a container that cannot start: the agent's reason, not a bare handshake error.
+    stuck = _msg(core_pb2.Pod, {"metadata": {"name": "stuck", "namespace": "default"}, "spec": {
+        "nodeName": NODE, "containers": [{"name": "app", "image": "flotilla/busybox:test", "env": [
+            {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "k"}}}]}]}})
+    stuck = await s.client.create(stuck)
+    s.manager.upsert_pod(stuck)
+    for _ in range(300):
+        got = await s.client.get(core_pb2.Pod, "stuck", namespace="default")
+        if any(c.state.waiting.reason == "CreateContainerConfigError" for c in got.status.container_statuses):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("stuck never showed CreateContainerConfigError")
+    res = await s.akube("exec", "stuck", "--", "ls")
+    assert res.returncode != 0
+    assert 'container "app" in pod "stuck" is waiting to start: CreateContainerConfigError' in res.stderr, res.stderr

@@ -113,6 +113,15 @@ async def test_register_retries_unavailable_and_stops_on_refusal() -> None:
         await register(api, node_pb2.RegisterRequest(node_name="n"), clock=NoSleep())  # type: ignore[arg-type]
 
 
+async def test_reregistration_with_another_cidr_is_refused() -> None:
+    resp = await register(FakeRegAPI([]), node_pb2.RegisterRequest(node_name="n"), clock=NoSleep(),  # type: ignore[arg-type]
+                          expect_pod_cidr="10.244.4.0/24")
+    assert resp.pod_cidr == "10.244.4.0/24"
+    with pytest.raises(RegistrationRefused, match="use 10.244.9.0/24"):
+        await register(FakeRegAPI([]), node_pb2.RegisterRequest(node_name="n"), clock=NoSleep(),  # type: ignore[arg-type]
+                       expect_pod_cidr="10.244.9.0/24")
+
+
 async def test_heartbeat_reregisters_a_deleted_node() -> None:
     api = FakeRegAPI([APIError("not registered", grpc_code="FAILED_PRECONDITION"),
                       APIError("blip", grpc_code="UNAVAILABLE")])

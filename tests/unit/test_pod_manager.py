@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from master.client.clock import FakeClock
+from node_agent.network.errors import NetlinkError, NetworkError
 from node_agent.network.fake import FakePodNetwork
 from node_agent.pods.api import FakeNodeAPI
 from node_agent.pods.manager import PodManager
@@ -414,3 +415,76 @@ async def test_termination_messages(tmp_path: Path) -> None:
         await eventually(lambda: status(env, filed).phase == "Failed" and status(env, logged).phase == "Failed")
         assert cstatus(env, filed, "app").state.terminated.message == "disk full\n"
         assert cstatus(env, logged, "app").state.terminated.message == "starting\npanic: nope\n"
+
+
+class FlakyTeardownNetwork(FakePodNetwork):
+    """teardown_pod fails `failures` times (a netlink hiccup), then works."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    async def teardown_pod(self, *, pod_uid: str) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise NetlinkError(f"remove veth of {pod_uid}: Device or resource busy")
+        await super().teardown_pod(pod_uid=pod_uid)
+
+
+async def test_termination_retries_a_network_error_and_still_deletes(tmp_path: Path) -> None:
+    network = FlakyTeardownNetwork()
+    async with running(tmp_path, network=network) as env:
+        pod = make_pod(containers=TWO[:1])
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        network.failures = 2
+        deleting = core_pb2.Pod()
+        deleting.CopyFrom(pod)
+        deleting.metadata.deletion_timestamp.GetCurrentTime()
+        deleting.metadata.deletion_grace_period_seconds = 0
+        env.manager.upsert_pod(deleting)
+        for _ in range(20):  # each failed attempt waits 2 s (fake) before the next
+            if env.api.deleted:
+                break
+            await tick(env, 2.0)
+            await asyncio.sleep(0.01)  # volume teardown runs in a real thread
+        await eventually(lambda: env.api.deleted == [pod.metadata.uid], what="delete_pod after the retries")
+        assert network.failures == 0
+        assert not env.runtime.containers and network.pod_ip(pod.metadata.uid) is None
+
+
+async def test_orphan_removal_error_does_not_stop_the_manager(tmp_path: Path) -> None:
+    clock = FakeClock()
+    runtime = FakeRuntime(clock=clock)
+    network = FlakyTeardownNetwork()
+    gone = make_pod("gone", containers=TWO[:1])
+    async with running(tmp_path, runtime=runtime, network=network, clock=clock) as env:
+        env.manager.set_pods([gone])
+        await eventually(lambda: status(env, gone).phase == "Running")
+    network.failures = 1
+    async with running(tmp_path, runtime=runtime, network=network, clock=clock) as env:
+        env.manager.set_pods([])
+        await tick(env)
+        await eventually(lambda: network.failures == 0, what="the first, failing removal")
+        await tick(env)
+        await eventually(lambda: gone.metadata.uid in env.manager.orphans_removed, what="removal retried")
+        assert not runtime.sandboxes and network.pod_ip(gone.metadata.uid) is None
+        assert env.manager._running  # the relist loop survived the failed teardown
+
+
+async def test_a_pod_network_failure_is_an_event_and_is_retried(tmp_path: Path) -> None:
+    network = FakePodNetwork()
+    network.fail_setup = NetworkError("pod default/web: plumb vf0123: No space left on device")
+    async with running(tmp_path, network=network) as env:
+        pod = make_pod(containers=TWO[:1])
+        env.manager.set_pods([pod])
+        await eventually(lambda: "FailedCreatePodSandBox" in env.events.reasons(pod.metadata.name))
+        msg = next(m for _, _, r, m in env.events.got if r == "FailedCreatePodSandBox")
+        assert msg == "Failed to create pod sandbox: pod default/web: plumb vf0123: No space left on device"
+        assert not env.runtime.sandboxes  # the half-made sandbox went
+        network.fail_setup = None
+        for _ in range(10):  # the worker retries 2 s (fake) after a failed sync
+            if status(env, pod).phase == "Running":
+                break
+            await tick(env, 2.0)
+        assert status(env, pod).phase == "Running"

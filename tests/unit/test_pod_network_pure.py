@@ -119,3 +119,11 @@ def test_render_masquerade() -> None:
     text = render_masquerade(pod_cidr="10.244.3.0/24", cluster_cidr="10.244.0.0/16", chain="X")
     assert text.startswith("*nat\n:X - [0:0]\n") and text.endswith("COMMIT\n")
     assert "-A X -s 10.244.3.0/24 ! -d 10.244.0.0/16 " in text and text.count("-j MASQUERADE") == 1
+
+
+def test_ipam_frees_an_address_left_unwritten_by_a_crash(tmp_path: Path) -> None:
+    HostLocalIPAM(tmp_path, "10.244.1.0/29")
+    (tmp_path / "ipam" / "10.244.1.2").write_text("")  # O_CREAT done, the uid never written
+    ipam = HostLocalIPAM(tmp_path, "10.244.1.0/29")
+    assert not (tmp_path / "ipam" / "10.244.1.2").exists()
+    assert len({ipam.allocate(f"u{i}") for i in range(5)}) == 5  # .2 - .6: all five usable again

@@ -87,8 +87,13 @@ async def serve_log(request: web.Request, route: Route, registry: Registry) -> w
             resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
             resp.enable_chunked_encoding()
             await resp.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await resp.write(chunk)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await resp.write(chunk)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # The agent went away mid-stream (e.g. restarted during `logs -f`): the
+                # status line is sent already, so end the body; no Status can follow.
+                log.info("log stream of pod %s/%s ended: %s", pod.metadata.namespace, pod.metadata.name, exc)
             await resp.write_eof()
             return resp
     except aiohttp.ClientConnectionError as exc:
@@ -98,21 +103,25 @@ async def serve_log(request: web.Request, route: Route, registry: Registry) -> w
 
 async def serve_exec(request: web.Request, route: Route, registry: Registry) -> web.StreamResponse:
     base, container, pod = await _target(registry, route, request)
-    if request.headers.get("Upgrade", "").lower() != "websocket":
-        raise errors.BadRequest("exec needs a WebSocket upgrade offering v5.channel.k8s.io or v4.channel.k8s.io "
-                                "(SPDY is not supported)")
-    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-    protocols = [p for p in offered if p in PROTOCOLS] or list(PROTOCOLS)
     params = [(k, v) for k, v in request.query.items() if k in ("command", "stdin", "stdout", "stderr", "tty")]
     url = f"{base}/exec/{pod.metadata.namespace}/{pod.metadata.name}/{container}"
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
     try:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            # kubectl falls back to SPDY when the WebSocket handshake is refused: tell
+            # it the agent's reason (container waiting, ...) when there is one.
+            raise errors.BadRequest(await _agent_refusal(session, url, params) or
+                                    "exec needs a WebSocket upgrade offering v5.channel.k8s.io or "
+                                    "v4.channel.k8s.io (SPDY is not supported)")
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        protocols = [p for p in offered if p in PROTOCOLS] or list(PROTOCOLS)
         try:
             upstream = await session.ws_connect(url, params=params, protocols=protocols, autoclose=False,
                                                 max_msg_size=0, heartbeat=None)
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status in (400, 404):
-                raise errors.APIError(exc.message or "exec refused by the agent", code=exc.status,
+                message = await _agent_refusal(session, url, params) or exc.message or "exec refused by the agent"
+                raise errors.APIError(message, code=exc.status,
                                       reason="BadRequest" if exc.status == 400 else "NotFound") from exc
             raise errors.ServiceUnavailable(f"the agent refused exec: {exc.status} {exc.message}") from exc
         except aiohttp.ClientConnectionError as exc:
@@ -124,6 +133,21 @@ async def serve_exec(request: web.Request, route: Route, registry: Registry) -> 
         return ws
     finally:
         await session.close()
+
+
+async def _agent_refusal(session: aiohttp.ClientSession, url: str, params: list[tuple[str, str]]) -> str:
+    """Why the agent refused an exec: the WebSocket handshake error hides its Status
+    body, so ask again without upgrading (the agent checks the pod and container
+    before the upgrade) and take the message. "" when there is none to take."""
+    try:
+        async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            if 400 <= resp.status < 500:
+                body = await resp.json(content_type=None)
+                message = body.get("message", "") if isinstance(body, dict) else ""
+                return "" if "WebSocket upgrade" in message else str(message)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        pass
+    return ""
 
 
 async def _relay(client: web.WebSocketResponse, agent: aiohttp.ClientWebSocketResponse) -> None:
