@@ -14,9 +14,11 @@ there (it is counted misscheduled but not deleted).
 
 Placement: pods get spec.nodeName directly (the pre-1.12 way) AND the
 required node affinity `matchFields metadata.name In [node]` that Kubernetes
-has used since 1.12. The scheduler lives on another branch, and a daemon
-pod's node is decided here anyway; with the affinity present a scheduler
-reading the pod agrees with the placement.
+has used since 1.12. A daemon pod's node is decided here, so setting
+nodeName keeps the pod independent of the scheduler (it needs no leader to
+land, as node-critical pods should not); the affinity makes any scheduler
+reading the pod agree. The cost: resource fit is not checked for daemon
+pods (as with pre-1.12 Kubernetes).
 
 Revisions: ControllerRevision is not a served kind, so the revision is the
 template hash (`template_hash`) in the pod label controller-revision-hash.

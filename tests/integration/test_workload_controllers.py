@@ -4,7 +4,8 @@ Each test runs an in-process master on the shared etcd cluster, a
 ControllerManager with only the controller under test, and hollow nodes
 (tests/integration/hollow.py) that make bound pods Running and Ready and
 remove pods marked for deletion; `binder=True` stands in for the scheduler
-(on another branch) for StatefulSet and Job pods. Job pods exit with the code
+for StatefulSet and Job pods, so each test runs only the controller it is
+about (the scheduler's own tests are tests/integration/test_scheduler.py). Job pods exit with the code
 in their `hollow.flotilla.dev/exit-code` annotation.
 """
 
