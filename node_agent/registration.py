@@ -168,9 +168,11 @@ async def run_pod_stream(api: Any, sink: PodSink, *, clock: Clock | None = None,
     failures = 0
     while True:
         initial: list[core_pb2.Pod] | None = [] if rv == "" else None
+        delivered = False
         try:
             async for event in api.watch_pods(rv):
                 failures = 0
+                delivered = True
                 if event.type == "ERROR":
                     log.info("pod stream: resourceVersion too old, relisting", extra={"code": event.code})
                     rv = ""
@@ -191,7 +193,12 @@ async def run_pod_stream(api: Any, sink: PodSink, *, clock: Clock | None = None,
                 else:
                     sink.upsert_pod(event.pod)
             else:
-                continue  # the server closed the stream: resume from rv at once
+                if delivered:
+                    continue  # the server closed the stream: resume from rv at once
+                # Closed before a single event: back off, or a server that keeps
+                # ending streams at once would make this a hot loop.
+                failures += 1
+                await clock.sleep(min(0.5 * 2 ** min(failures, 5), 10.0))
             continue
         except APIError as exc:
             failures += 1

@@ -81,6 +81,27 @@ async def test_pod_stream_lists_syncs_resumes_and_relists() -> None:
     assert sink.calls == [("set", ["a", "b"]), ("upsert", "a"), ("remove", "b"), ("set", ["c"])]
 
 
+class RecordingSleep:
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    async def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        await asyncio.sleep(0)
+
+
+async def test_pod_stream_backs_off_when_the_server_ends_streams_at_once() -> None:
+    # Three streams closed before any event, then a normal one: the agent waits
+    # (growing) between the empty ones instead of spinning on the master.
+    api = FakeStreamAPI([[], [], [], [ev("SYNCED", rv="3")]])
+    clock = RecordingSleep()
+    task = asyncio.create_task(run_pod_stream(api, Sink(), clock=clock))  # type: ignore[arg-type]
+    await asyncio.wait_for(api.done.wait(), 5)
+    task.cancel()
+    assert clock.slept == [1.0, 2.0, 4.0]
+    assert api.asked == ["", "", "", "", "3"]
+
+
 class FakeRegAPI:
     def __init__(self, errors: list[APIError]) -> None:
         self.errors = errors
