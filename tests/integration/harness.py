@@ -24,9 +24,10 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from master.apiserver.server import APIServer, APIServerConfig
 from master.storage.etcd import EtcdStore
@@ -127,6 +128,56 @@ class InProcessMaster:
         return self.server.registry
 
 
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T]], *, timeout_s: float = 30,
+                     what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy (its value) or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while True:
+        try:
+            last = await check()
+        except AssertionError as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s}s (last: {last!r})")
+        await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    run: Callable[[asyncio.Event], Awaitable[object]], *, what: str, timeout_s: float = 30,
+    quiet_exit: bool = False,
+) -> AsyncIterator[None]:
+    """Run `run(ready)` as a task for the body; fail if it dies or is not ready in time.
+
+    On exit the task is cancelled and awaited; `quiet_exit` also swallows an
+    error it raises then (for harness pieces whose teardown races the master's).
+    """
+    ready = asyncio.Event()
+    task = asyncio.create_task(run(ready))
+    waiter = asyncio.create_task(ready.wait())
+    try:
+        done, _ = await asyncio.wait([task, waiter], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+        if not ready.is_set():
+            raise RuntimeError(f"{what} did not become ready")
+        yield
+    finally:
+        waiter.cancel()
+        task.cancel()
+        suppressed: tuple[type[BaseException], ...] = (
+            (asyncio.CancelledError, Exception) if quiet_exit else (asyncio.CancelledError,))
+        with contextlib.suppress(*suppressed):
+            await task
+
+
 @contextlib.asynccontextmanager
 async def in_process_master(
     endpoints: list[str], *, config: APIServerConfig | None = None
@@ -134,18 +185,8 @@ async def in_process_master(
     etcd = await EtcdStore.open(endpoints)
     store = PrefixedStore(etcd, f"/test-{uuid.uuid4().hex[:12]}")
     server = APIServer(config or APIServerConfig("127.0.0.1", 0, 0), store)
-    ready = asyncio.Event()
-    task = asyncio.create_task(server.run(ready=ready))
     try:
-        done, _ = await asyncio.wait([task, asyncio.create_task(ready.wait())], timeout=30,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            task.result()
-        if not ready.is_set():
-            raise RuntimeError("in-process master did not become ready")
-        yield InProcessMaster(server, store)
+        async with running(lambda ready: server.run(ready=ready), what="in-process master"):
+            yield InProcessMaster(server, store)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await etcd.close()

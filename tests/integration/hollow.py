@@ -47,6 +47,7 @@ from master.client.errors import APIError, Conflict
 from master.client.informer import InformerFactory
 from protos.coordination.v1 import coordination_pb2
 from protos.core.v1 import core_pb2
+from tests.integration.harness import running
 
 log = logging.getLogger("flotilla.tests.hollow")
 
@@ -313,20 +314,10 @@ class HollowCluster:
 async def hollow_cluster(client: Client, **kwargs: Any) -> AsyncIterator[HollowCluster]:
     """Start a HollowCluster; on exit stop it and delete its Nodes and Leases."""
     hc = HollowCluster(client, **kwargs)
-    ready = asyncio.Event()
-    task = asyncio.create_task(hc.run(ready=ready))
     try:
-        done, _ = await asyncio.wait([task, asyncio.create_task(ready.wait())], timeout=30,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            task.result()
-        if not ready.is_set():
-            raise RuntimeError("hollow cluster did not become ready")
-        yield hc
+        async with running(lambda ready: hc.run(ready=ready), what="hollow cluster", quiet_exit=True):
+            yield hc
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
         for name in list(hc.nodes):
             with contextlib.suppress(Exception):
                 await hc.remove_node(name)

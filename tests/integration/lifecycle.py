@@ -17,9 +17,8 @@ import os
 import subprocess
 import tempfile
 import threading
-import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +26,7 @@ from typing import Any, TypeVar
 from master.client import Client
 from master.controllers.manager import ControllerManager
 from master.kubeconfig import write_kubeconfig
-from tests.integration.harness import InProcessMaster, in_process_master
+from tests.integration.harness import InProcessMaster, in_process_master, running
 
 T = TypeVar("T")
 DISPATCHER = Path("/usr/bin/kubectl")
@@ -71,40 +70,12 @@ async def controlled_master(
         client = await Client.connect(m.grpc_target, wait_ready_s=10)
         manager = ControllerManager(client, enabled=controllers, options=options or {},
                                     resync_period_s=0)
-        ready = asyncio.Event()
-        task = asyncio.create_task(manager.run(ready=ready))
         try:
-            done, _ = await asyncio.wait([task, asyncio.create_task(ready.wait())], timeout=30,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if task in done:
-                task.result()
-            if not ready.is_set():
-                raise RuntimeError("controllers did not become ready")
-            with tempfile.TemporaryDirectory(prefix="flotilla-lifecycle-") as tmp:
-                yield Controlled(m, client, manager, Path(tmp))
+            async with running(lambda ready: manager.run(ready=ready), what="controllers"):
+                with tempfile.TemporaryDirectory(prefix="flotilla-lifecycle-") as tmp:
+                    yield Controlled(m, client, manager, Path(tmp))
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             await client.close()
-
-
-async def eventually(check: Callable[[], Awaitable[T]], *, timeout_s: float = 30,
-                     what: str = "condition") -> T:
-    """Poll `check` until it returns something truthy (its value) or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while True:
-        try:
-            last = await check()
-        except AssertionError as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout_s}s (last: {last!r})")
-        await asyncio.sleep(0.1)
 
 
 @contextlib.contextmanager

@@ -17,8 +17,9 @@ from master.client import Client, NotFound
 from master.scheduler import Scheduler
 from protos.apps.v1 import apps_pb2
 from protos.core.v1 import core_pb2
+from tests.integration.harness import eventually
 from tests.integration.hollow import hollow_cluster
-from tests.integration.lifecycle import Controlled, controlled_master, eventually
+from tests.integration.lifecycle import Controlled, controlled_master
 
 
 def configmap(name: str, ns: str, *owners: core_pb2.ConfigMap, block: bool = True) -> core_pb2.ConfigMap:

@@ -15,8 +15,9 @@ from master.client.errors import APIError, Forbidden
 from protos.apps.v1 import apps_pb2
 from protos.coordination.v1 import coordination_pb2
 from protos.core.v1 import core_pb2
+from tests.integration.harness import eventually
 from tests.integration.hollow import hollow_cluster
-from tests.integration.lifecycle import controlled_master, eventually
+from tests.integration.lifecycle import controlled_master
 
 
 def pod(name: str, *, node: str = "", cpu: str = "", memory: str = "") -> core_pb2.Pod:

@@ -10,11 +10,10 @@ through memory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from master.client import Client
 from master.kubeconfig import write_kubeconfig
 from master.scheduler import Scheduler
 from protos.core.v1 import core_pb2
-from tests.integration.harness import InProcessMaster, in_process_master
+from tests.integration.harness import InProcessMaster, eventually, in_process_master, running
 from tests.integration.hollow import HollowCluster, hollow_cluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,30 +46,12 @@ async def env(etcd_cluster: Any, tmp_path: Path) -> AsyncIterator[Env]:
         try:
             async with hollow_cluster(client, nodes=3, prefix=f"h{uuid.uuid4().hex[:4]}") as hc:
                 scheduler = Scheduler(client, seed=1)
-                ready = asyncio.Event()
-                task = asyncio.create_task(scheduler.run(ready=ready))
-                try:
-                    await asyncio.wait_for(ready.wait(), 30)
+                async with running(lambda ready: scheduler.run(ready=ready), what="scheduler"):
                     kubeconfig = tmp_path / "kubeconfig"
                     write_kubeconfig(kubeconfig, m.url)
                     yield Env(m, client, hc, scheduler, kubeconfig)
-                finally:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
         finally:
             await client.close()
-
-
-async def wait_for(check: Callable[[], Any], *, timeout_s: float = 30.0, what: str = "") -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def make_pod(name: str, *, cpu: str = "100m", owner_uid: str = "") -> core_pb2.Pod:
@@ -108,7 +89,7 @@ async def test_replicas_spread_over_nodes_and_explain_shows_every_node(env: Env)
         pods = [await env.client.get(core_pb2.Pod, n, namespace="default") for n in names]
         return pods if all(p.spec.node_name for p in pods) else None
 
-    pods = await wait_for(bound, what="3 pods bound")
+    pods = await eventually(bound, what="3 pods bound")
     assert {p.spec.node_name for p in pods} == set(env.hc.nodes)
     for p in pods:
         scheduled = [c for c in p.status.conditions if c.type == "PodScheduled"]
@@ -118,7 +99,7 @@ async def test_replicas_spread_over_nodes_and_explain_shows_every_node(env: Env)
         evs = await events_for(env.client, names[0])
         return any(e.reason == "Scheduled" for e in evs)
 
-    await wait_for(scheduled_event, what="Scheduled event")
+    await eventually(scheduled_event, what="Scheduled event")
     ev = next(e for e in await events_for(env.client, names[0]) if e.reason == "Scheduled")
     assert ev.type == "Normal"
     assert ev.message == f"Successfully assigned default/{names[0]} to {pods[0].spec.node_name}"
@@ -146,20 +127,20 @@ async def test_unschedulable_pod_reports_every_node_then_fits_a_new_node(env: En
         p = await env.client.get(core_pb2.Pod, name, namespace="default")
         return next((c for c in p.status.conditions if c.type == "PodScheduled" and c.status == "False"), None)
 
-    cond = await wait_for(condition, what="PodScheduled=False")
+    cond = await eventually(condition, what="PodScheduled=False")
     assert (cond.reason, cond.message) == ("Unschedulable", expected)
 
     async def failed_event() -> core_pb2.Event | None:
         return next((e for e in await events_for(env.client, name) if e.reason == "FailedScheduling"), None)
 
-    ev = await wait_for(failed_event, what="FailedScheduling event")
+    ev = await eventually(failed_event, what="FailedScheduling event")
     assert (ev.type, ev.message) == ("Warning", expected)
 
     async def explained() -> bool:
         p = await env.client.get(core_pb2.Pod, name, namespace="default")
         return "scheduler.flotilla.dev/explanation" in p.metadata.annotations
 
-    await wait_for(explained, what="explanation annotation")
+    await eventually(explained, what="explanation annotation")
     out = await asyncio.to_thread(flotctl, env, "explain", f"pod/{name}")
     assert out.returncode == 0, out.stderr
     assert "Unschedulable" in out.stdout and expected in out.stdout
@@ -175,7 +156,7 @@ async def test_unschedulable_pod_reports_every_node_then_fits_a_new_node(env: En
     async def bound() -> str:
         return (await env.client.get(core_pb2.Pod, name, namespace="default")).spec.node_name
 
-    assert await wait_for(bound, what="pod bound to the new node") == big.name
+    assert await eventually(bound, what="pod bound to the new node") == big.name
     out = await asyncio.to_thread(flotctl, env, "explain", name, "-o", "json")
     assert out.returncode == 0 and f'"node": "{big.name}"' in out.stdout
 
@@ -201,7 +182,7 @@ async def test_runs_alone_as_a_process(etcd_cluster: Any) -> None:
                     p = await client.get(core_pb2.Pod, name, namespace="default")
                     return p if p.spec.node_name else None
 
-                p = await wait_for(bound, what="pod bound by the scheduler process")
+                p = await eventually(bound, what="pod bound by the scheduler process")
                 assert p.spec.node_name in hc.nodes
                 assert "scheduler.flotilla.dev/explanation" in p.metadata.annotations
                 assert proc.poll() is None

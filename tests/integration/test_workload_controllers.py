@@ -23,7 +23,7 @@ from master.controllers.manager import ControllerManager
 from protos.apps.v1 import apps_pb2
 from protos.batch.v1 import batch_pb2
 from protos.core.v1 import core_pb2
-from tests.integration.harness import in_process_master
+from tests.integration.harness import eventually, in_process_master, running
 from tests.integration.hollow import EXIT_CODE_ANNOTATION, hollow_cluster
 
 NS = "default"
@@ -34,27 +34,8 @@ T = TypeVar("T")
 async def controllers(client: Client, *names: str, clock: Any = None) -> AsyncIterator[ControllerManager]:
     manager = ControllerManager(client, enabled=list(names), clock=clock,
                                 options={"job": {"backoff_base_s": 0}})
-    ready = asyncio.Event()
-    task = asyncio.create_task(manager.run(ready=ready))
-    try:
-        await asyncio.wait_for(ready.wait(), 30)
+    async with running(lambda ready: manager.run(ready=ready), what="controllers"):
         yield manager
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout_s: float = 30,
-                     what: str = "condition") -> T:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def kubectl(url: str, *args: str, timeout_s: float = 60) -> str:
