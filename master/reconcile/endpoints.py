@@ -23,6 +23,7 @@ import datetime as _dt
 from collections.abc import Iterable
 from typing import Any
 
+from master.reconcile.workloadpods import is_ready as pod_ready
 from protos.core.v1 import core_pb2
 
 TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
@@ -31,10 +32,6 @@ TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 def selector_matches(selector: Any, labels: Any) -> bool:
     """A Service selector (a plain map) matches when every pair is present."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
-
-def pod_ready(pod: Any) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
 
 
 def resolve_target_port(port: Any, pod: Any) -> int | None:

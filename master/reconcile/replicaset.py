@@ -22,6 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from master.reconcile.workloadpods import controller_of as controller_ref
+from master.reconcile.workloadpods import is_ready as is_pod_ready
+from master.reconcile.workloadpods import owner_reference
+from master.reconcile.workloadpods import selector_matches as _selector_matches
 from protos.core.v1 import core_pb2
 from protos.meta.v1 import meta_pb2
 
@@ -38,42 +42,12 @@ _PHASE_RANK = {"Pending": 0, "": 0, "Unknown": 1, "Running": 2}
 
 
 def selector_matches(selector: meta_pb2.LabelSelector | None, labels: Mapping[str, str]) -> bool:
-    """metav1.LabelSelector semantics; an empty selector matches everything."""
-    if selector is None:
-        return True
-    for key, value in selector.match_labels.items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.match_expressions:
-        present = expr.key in labels
-        if expr.operator == "In" and not (present and labels[expr.key] in expr.values):
-            return False
-        if expr.operator == "NotIn" and present and labels[expr.key] in expr.values:
-            return False
-        if expr.operator == "Exists" and not present:
-            return False
-        if expr.operator == "DoesNotExist" and present:
-            return False
-    return True
+    """metav1.LabelSelector semantics; an empty (or absent) selector matches everything."""
+    return True if selector is None else _selector_matches(selector, labels)
 
 
 def selector_is_empty(selector: meta_pb2.LabelSelector) -> bool:
     return not selector.match_labels and not selector.match_expressions
-
-
-def controller_ref(obj: Any) -> meta_pb2.OwnerReference | None:
-    for ref in obj.metadata.owner_references:
-        if ref.controller:
-            return ref
-    return None
-
-
-def owner_reference(owner: Any, *, api_version: str, kind: str) -> meta_pb2.OwnerReference:
-    """The controller reference a dependent of `owner` carries."""
-    return meta_pb2.OwnerReference(
-        api_version=api_version, kind=kind, name=owner.metadata.name, uid=owner.metadata.uid,
-        controller=True, block_owner_deletion=True,
-    )
 
 
 @dataclass(frozen=True)
@@ -128,11 +102,6 @@ def _ready_condition(pod: core_pb2.Pod) -> Any:
         if cond.type == "Ready":
             return cond
     return None
-
-
-def is_pod_ready(pod: core_pb2.Pod) -> bool:
-    cond = _ready_condition(pod)
-    return cond is not None and cond.status == "True"
 
 
 def _seconds(ts: Any) -> float:
