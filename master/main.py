@@ -145,13 +145,17 @@ def parse_controller_options(items: list[str]) -> dict[str, dict[str, Any]]:
 async def run_led(args: argparse.Namespace, client: Client, *, host: str = "") -> None:
     """Everything that runs only on the leader, in one TaskGroup, until cancelled."""
     async with asyncio.TaskGroup() as tg:
+        manager: ControllerManager | None = None
         if args.enabled_controllers:
             manager = ControllerManager(client, enabled=args.enabled_controllers,
                                         options=args.controller_options, host=host)
             tg.create_task(forever("controllers", manager.run()))
         if not args.disable_scheduler:
-            tg.create_task(forever(
-                "scheduler", Scheduler(client, seed=args.scheduler_seed).run(ready=asyncio.Event())))
+            # One pod and one node informer per process: the scheduler shares
+            # the controller manager's (which runs them) when there is one.
+            scheduler = Scheduler(client, seed=args.scheduler_seed,
+                                  informers=manager.informers if manager is not None else None)
+            tg.create_task(forever("scheduler", scheduler.run(ready=asyncio.Event())))
         # An empty group would return at once: leading with nothing to run is waiting.
         tg.create_task(asyncio.Event().wait())
 
