@@ -15,7 +15,7 @@ Run `.venv/bin/python bench/proxy.py [--sizes 100,1000,5000,10000] [--latency-si
    (in-process, on a three-member etcd this script starts) and a real
    flotilla-proxy process in a host namespace; the probe Service's Endpoints
    flip between two pod namespaces running httpd; per flip, the time from the
-   Endpoints write returning to (a) the new DNAT chain being in the kernel and
+   Endpoints write returning to (a) the new DNAT rule being in the kernel and
    (b) the first HTTP request through the cluster IP answered by the new pod,
    as seen by a poller inside the host namespace (CLOCK_MONOTONIC is shared).
 
@@ -45,8 +45,8 @@ from deploy.etcd_cluster import EtcdCluster, free_port_block  # noqa: E402
 from master.client import Client  # noqa: E402
 from netproxy.fake import FakeConntrack  # noqa: E402
 from netproxy.iptables import LegacyIptables  # noqa: E402
-from netproxy.model import Endpoint, ServicePort, compute_service_ports  # noqa: E402
-from netproxy.render import render, sep_chain  # noqa: E402
+from netproxy.model import compute_service_ports  # noqa: E402
+from netproxy.render import render  # noqa: E402
 from netproxy.syncer import Syncer  # noqa: E402
 from protos.core.v1 import core_pb2  # noqa: E402
 from tests.e2e.svcnet import ServiceNet  # noqa: E402
@@ -54,9 +54,13 @@ from tests.integration.harness import in_process_master  # noqa: E402
 
 POLLER = r"""
 import subprocess, sys, time, urllib.request
+def present(vip, dest):
+    out = subprocess.run(["iptables-legacy", "-w", "-t", "nat", "-S", "FLOTILLA-SERVICES"],
+                         capture_output=True, text=True).stdout
+    return any(f"-d {vip}/32" in ln and f"--to-destination {dest}" in ln for ln in out.splitlines())
 for line in sys.stdin:
-    chain, url, want = line.split()
-    while subprocess.run(["iptables-legacy", "-w", "-t", "nat", "-S", chain], capture_output=True).returncode:
+    vip, dest, url, want = line.split()
+    while not present(vip, dest):  # a one-endpoint service is DNATed by its dispatch rule
         time.sleep(0.002)
     t_rule = time.monotonic()
     while True:
@@ -208,7 +212,6 @@ async def latency(size: int, etcd: EtcdCluster, samples: int) -> tuple[list[floa
                     now = time.time()
                     ep.metadata.annotations["endpoints.kubernetes.io/last-change-trigger-time"] = (
                         time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z")
-                    sp = ServicePort("bench", "probe", "http", "TCP", vip, 80, 0, 0, (Endpoint(pod.ip, 8080),))
                     t0 = time.monotonic()
                     if current is None:
                         current = await c.create(ep)
@@ -216,7 +219,7 @@ async def latency(size: int, etcd: EtcdCluster, samples: int) -> tuple[list[floa
                         ep.metadata.resource_version = current.metadata.resource_version
                         current = await c.update(ep)
                     assert poller.stdin is not None and poller.stdout is not None
-                    poller.stdin.write(f"{sep_chain(sp, sp.endpoints[0])} http://{vip}/ {pod.name}\n")
+                    poller.stdin.write(f"{vip} {pod.ip}:8080 http://{vip}/ {pod.name}\n")
                     poller.stdin.flush()
                     t_rule, t_served = map(float, (await asyncio.to_thread(poller.stdout.readline)).split())
                     if k:  # the first one waits for the proxy's start

@@ -55,7 +55,9 @@ def cmd_explain(args: argparse.Namespace, get: Callable[[str], Any]) -> int:
         ports += compute_service_ports(svc, _parse(ep_doc, core_pb2.Endpoints) if ep_doc else None)
     addrs = {n["metadata"]["name"]: [a["address"] for a in n.get("status", {}).get("addresses", [])] for n in nodes}
     own = addrs.get(pod.spec.node_name, [""])
-    options = ProxyOptions(cluster_cidr=args.cluster_cidr, dns_vip=args.cluster_dns,
+    node_cidr = next((n.get("spec", {}).get("podCIDR", "") for n in nodes
+                      if n["metadata"]["name"] == pod.spec.node_name), "")
+    options = ProxyOptions(cluster_cidr=args.cluster_cidr, node_cidr=node_cidr, dns_vip=args.cluster_dns,
                            dns_target=f"{own[0]}:53" if own and own[0] else "the node's DNS")
     pkt = Packet(pod.status.pod_ip, pod.spec.node_name, dst, int(port_text), args.protocol.upper())
     for line in explain_path(pkt, ports, node_addresses=addrs, options=options):

@@ -2,9 +2,10 @@
 
 `explain_path(...)` walks the same chains render.py writes, for one packet
 (source pod IP on its host, destination IP:port, protocol), and returns the
-steps as text: the dispatch rule that matches, the service chain, every
-endpoint's probability step and overall share (exact fractions), the DNAT
-target, the masquerade marks (hairpin, NodePort, off-cluster source) and
+steps as text: the dispatch rule that matches, the service chain (or the
+DNAT of a port's one endpoint), every endpoint's probability step and
+overall share (exact fractions), the DNAT target, the masquerade marks
+(NodePort; hairpin and off-cluster source, decided in POSTROUTING) and
 POSTROUTING. It is computed from the ServicePorts the proxy computes from the
 API (model.py), not read back from a host's iptables-save.
 
@@ -19,12 +20,15 @@ from fractions import Fraction
 
 from netproxy.model import ServicePort
 from netproxy.render import (
+    HAIRPIN,
     MARK_MASQ,
     NODEPORTS,
     POSTROUTING,
     SERVICES,
     ProxyOptions,
     format_probability,
+    hairpin_addresses,
+    has_chain,
     probabilities,
     sep_chain,
     svc_chain,
@@ -47,26 +51,44 @@ def _in_cidr(ip: str, cidr: str) -> bool:
         return False
 
 
+def _target_text(sp: ServicePort) -> str:
+    return f"-> {svc_chain(sp)}" if has_chain(sp) else f"-> DNAT {sp.endpoints[0].ip}:{sp.endpoints[0].port}"
+
+
 def _service_steps(pkt: Packet, sp: ServicePort, options: ProxyOptions, *, marked: bool) -> list[str]:
-    svc = svc_chain(sp)
-    out = [f"  {svc} ({sp.key}, {len(sp.endpoints)} ready endpoint(s))"]
-    if options.cluster_cidr and not _in_cidr(pkt.src_ip, options.cluster_cidr):
-        out.append(f"    source outside {options.cluster_cidr}: -j {MARK_MASQ}")
-        marked = True
+    """From the port's target (its SVC chain, or the DNAT of its one endpoint) to POSTROUTING."""
+    out: list[str] = []
+    if has_chain(sp):
+        out.append(f"  {svc_chain(sp)} ({sp.key}, {len(sp.endpoints)} ready endpoint(s))")
+    else:
+        out.append(f"  ({sp.key}: one ready endpoint, DNAT in the rule itself, no chain)")
     if sp.affinity_timeout_s:
         out.append(f"    sessionAffinity ClientIP: a client seen within {sp.affinity_timeout_s}s "
                    "returns to its endpoint (-m recent) before the random steps")
+    hairpin_ok = pkt.src_ip in hairpin_addresses(options.node_cidr) if options.node_cidr else False
     remaining = Fraction(1)
     for ep, p in zip(sp.endpoints, probabilities(len(sp.endpoints)), strict=True):
         share = remaining if p is None else remaining * p
         remaining -= share
         step = "otherwise" if p is None else f"--probability {format_probability(p)}"
-        hairpin = " [hairpin: source is this endpoint -> masquerade mark]" if ep.ip == pkt.src_ip else ""
-        out.append(f"    {step:<36} -> {sep_chain(sp, ep)} DNAT {ep.ip}:{ep.port} "
+        via = f"{sep_chain(sp, ep)} " if sp.affinity_timeout_s else ""
+        hairpin = ""
+        if ep.ip == pkt.src_ip:
+            hairpin = (f" [hairpin: back to its own source -> {HAIRPIN} marks it]" if hairpin_ok else
+                       " [hairpin, but this node's pod CIDR is unknown: not masqueraded, the connection stalls]")
+        out.append(f"    {step:<36} -> {via}DNAT {ep.ip}:{ep.port} "
                    f"(overall {share}, {float(share):.1%}){hairpin}"
                    + (f" on node {ep.node_name}" if ep.node_name else ""))
-    if marked or any(ep.ip == pkt.src_ip for ep in sp.endpoints):
+    cc = options.cluster_cidr
+    off_cluster = bool(cc) and not _in_cidr(pkt.src_ip, cc) and any(_in_cidr(ep.ip, cc) for ep in sp.endpoints)
+    if off_cluster:
+        out.append(f"nat POSTROUTING -> {POSTROUTING}: source outside {cc}, DNATed to a pod -> {MARK_MASQ}")
+    if marked or off_cluster:
         out.append(f"nat POSTROUTING -> {POSTROUTING}: marked packets are masqueraded (source becomes the host's address)")
+    elif hairpin_ok and any(ep.ip == pkt.src_ip for ep in sp.endpoints):
+        out.append(f"nat POSTROUTING -> {POSTROUTING}: a connection DNATed back to {pkt.src_ip} is marked by "
+                   f"{HAIRPIN} and masqueraded (source becomes the host's address); to another endpoint, "
+                   "the source is kept")
     else:
         out.append(f"nat POSTROUTING -> {POSTROUTING}: not marked, source {pkt.src_ip} kept")
     return out
@@ -91,7 +113,7 @@ def explain_path(
             if not sp.endpoints:
                 return out + ["  no rule (no ready endpoints)",
                               f"filter {SERVICES}: REJECT icmp-port-unreachable ({sp.key} has no endpoints)"]
-            return out + [f"  -d {sp.cluster_ip}/32 --dport {sp.port} -> {svc_chain(sp)}"] + \
+            return out + [f"  -d {sp.cluster_ip}/32 --dport {sp.port} {_target_text(sp)}"] + \
                 _service_steps(pkt, sp, options, marked=False)
     owner = next((n for n, addrs in node_addresses.items() if pkt.dst_ip in addrs), "")
     if owner:
@@ -101,6 +123,6 @@ def explain_path(
                 head = [f"  {where} -m addrtype --dst-type LOCAL -> {NODEPORTS}"]
                 if not sp.endpoints:
                     return out + head + [f"filter {SERVICES}: REJECT ({sp.key} has no endpoints)"]
-                head.append(f"  {NODEPORTS} --dport {sp.node_port}: -j {MARK_MASQ}, then -> {svc_chain(sp)}")
+                head.append(f"  {NODEPORTS} --dport {sp.node_port}: -j {MARK_MASQ}, then {_target_text(sp)}")
                 return out + head + _service_steps(pkt, sp, options, marked=True)
     return out + ["  no Flotilla rule matches: the packet is routed as it is"]

@@ -14,8 +14,6 @@ import copy
 import shlex
 
 from netproxy.errors import IptablesError
-from netproxy.iptables import jump_args
-from netproxy.render import JUMPS
 
 BUILTIN = {
     "nat": ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
@@ -46,6 +44,8 @@ class FakeIptables:
                 assert work is not None
                 self.tables[table] = work
                 work = None
+            elif "'" in line:  # iptables-restore splits on spaces and honours only double quotes
+                raise IptablesError("iptables-restore exited 2", stderr=f"line {n}: Bad argument (single quote)")
             elif work is None:
                 raise IptablesError("iptables-restore exited 1", stderr=f"line {n}: outside a table")
             elif line.startswith(":"):
@@ -99,15 +99,6 @@ class FakeIptables:
                 out += rules
             out.append("COMMIT")
         return "\n".join(out) + "\n"
-
-    def ensure_jumps(self) -> list[str]:
-        added = []
-        for table, chain, target, match in JUMPS:
-            rule = "-A " + chain + " " + shlex.join(jump_args(table, chain, target, match)[3:])
-            if rule not in self.tables[table][chain]:
-                self.tables[table][chain].insert(0, rule)
-                added.append(f"{table} {chain} -> {target}")
-        return added
 
     def remove_jumps(self) -> list[str]:
         removed = []

@@ -8,8 +8,10 @@ so one host never mixes them. Every command can be given a prefix
 of their own.
 
 Owns: running the commands, translating failures into `errors.IptablesError`,
-ensuring and removing the jumps from built-in chains (which a --noflush
-restore cannot do idempotently). Does not decide rules (render.py does).
+reading which jumps from built-in chains an iptables-save lacks (a full sync
+inserts those in its restore text: a --noflush restore cannot do it
+idempotently) and removing them all for --cleanup. Does not decide rules
+(render.py does).
 A fake with the same surface is in fake.py.
 """
 
@@ -21,13 +23,12 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from netproxy.errors import BackendConflict, IptablesError
-from netproxy.render import JUMPS, PREFIX
+from netproxy.render import JUMPS, PREFIX, Jump
 
 BACKENDS = {
     "legacy": ("iptables-legacy", "iptables-legacy-save", "iptables-legacy-restore"),
     "nft": ("iptables-nft", "iptables-nft-save", "iptables-nft-restore"),
 }
-JUMP_COMMENT = "flotilla service portals"
 
 
 class Iptables(Protocol):
@@ -35,13 +36,7 @@ class Iptables(Protocol):
 
     def save(self, table: str = "") -> str: ...
 
-    def ensure_jumps(self) -> list[str]: ...
-
     def remove_jumps(self) -> list[str]: ...
-
-
-def jump_args(table: str, chain: str, target: str, match: str) -> list[str]:
-    return ["-t", table, chain, *shlex.split(match), "-m", "comment", "--comment", JUMP_COMMENT, "-j", target]
 
 
 def flotilla_chains(save_text: str) -> dict[str, set[str]]:
@@ -54,6 +49,12 @@ def flotilla_chains(save_text: str) -> dict[str, set[str]]:
         elif line.startswith(f":{PREFIX}"):
             out.setdefault(table, set()).add(line[1:].split()[0])
     return out
+
+
+def missing_jumps(save_text: str) -> list[Jump]:
+    """The JUMPS iptables-save output lacks (a rule of that built-in chain jumping to that target)."""
+    present = {(table, line.split()[1], line.rsplit("-j ", 1)[1].strip()) for table, line in jump_lines(save_text)}
+    return [j for j in JUMPS if (j[0], j[1], j[2]) not in present]
 
 
 def jump_lines(save_text: str) -> list[tuple[str, str]]:
@@ -90,20 +91,6 @@ class LegacyIptables:
 
     def save(self, table: str = "") -> str:
         return self._run([self.save_cmd] + (["-t", table] if table else []))
-
-    def ensure_jumps(self) -> list[str]:
-        """Insert the missing jumps from built-in chains; returns what was added."""
-        added = []
-        for table, chain, target, match in JUMPS:
-            rule = jump_args(table, chain, target, match)[3:]
-            try:
-                self._run([self.iptables, "-w", "5", "-t", table, "-C", chain, *rule])
-                continue
-            except IptablesError:
-                pass
-            self._run([self.iptables, "-w", "5", "-t", table, "-I", chain, "1", *rule])
-            added.append(f"{table} {chain} -> {target}")
-        return added
 
     def remove_jumps(self) -> list[str]:
         removed = []

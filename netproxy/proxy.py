@@ -19,6 +19,7 @@ Prometheus text of the syncer's registry.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from netproxy.conntrack import ConntrackTool
 from netproxy.dns import DnsServer, host_upstream
 from netproxy.dnsrecords import DEFAULT_DOMAIN, Records, compute_records
 from netproxy.iptables import Iptables, LegacyIptables, check_backend
-from netproxy.render import ProxyOptions
+from netproxy.render import MAX_HAIRPIN_PREFIX, ProxyOptions, hairpin_addresses
 from netproxy.syncer import Syncer
 from protos.core.v1 import core_pb2
 
@@ -109,8 +110,18 @@ async def run(config: ProxyConfig, *, ready: asyncio.Event, iptables: Iptables |
         node_seen = asyncio.Event()
 
         def node_changed(node: Any) -> None:
-            if node.metadata.name == config.node_name and _node_dns_address(node):
+            if node.metadata.name != config.node_name:
+                return
+            if _node_dns_address(node):
                 node_seen.set()
+            # the hairpin rules cover this node's pod CIDR, known once the agent registered
+            cidr = node.spec.pod_cidr
+            if cidr != syncer.options.node_cidr:
+                if cidr and not hairpin_addresses(cidr):
+                    log.warning("no hairpin rules: the node's pod CIDR is not an IPv4 /%d or narrower",
+                                MAX_HAIRPIN_PREFIX, extra={"node": config.node_name, "pod_cidr": cidr})
+                syncer.options = dataclasses.replace(syncer.options, node_cidr=cidr)
+                syncer.request_full()
 
         nodes.add_handler(on_add=node_changed, on_update=lambda _o, n: node_changed(n))
         synced = asyncio.Event()
@@ -121,8 +132,7 @@ async def run(config: ProxyConfig, *, ready: asyncio.Event, iptables: Iptables |
             dns_bind = config.dns_bind or _node_dns_address(nodes.get(config.node_name))
             dns_ready = asyncio.Event()
             if config.cluster_dns and dns_bind:
-                syncer.options = ProxyOptions(cluster_cidr=config.cluster_cidr, dns_vip=config.cluster_dns,
-                                              dns_target=dns_bind)
+                syncer.options = dataclasses.replace(syncer.options, dns_vip=config.cluster_dns, dns_target=dns_bind)
             tg.create_task(syncer.run(), name="syncer")
             if config.cluster_dns:
                 # The proxy may start before its node's agent registered the Node
@@ -156,8 +166,7 @@ async def _dns(config: ProxyConfig, syncer: Syncer, dns_state: DnsState, dns_bin
         tg.create_task(server.serve(dns_host, int(dns_port or 53), ready=ready), name="dns-server")
         await ready.wait()
         if late:  # listening now: the DNAT to it goes in with a full sync
-            syncer.options = ProxyOptions(cluster_cidr=config.cluster_cidr, dns_vip=config.cluster_dns,
-                                          dns_target=dns_bind)
+            syncer.options = dataclasses.replace(syncer.options, dns_vip=config.cluster_dns, dns_target=dns_bind)
             syncer.request_full()
 
 

@@ -12,7 +12,7 @@ marked Services, and applies one `iptables-restore --noflush`:
 * full (at start, every `full_resync_s`, and after any failure): every
   chain, plus `-X` for every Flotilla chain iptables-save shows that is not
   wanted (rules a crashed proxy left), and the jumps from built-in chains
-  re-ensured.
+  that the same iptables-save lacks.
 
 After a successful apply it flushes conntrack entries of UDP endpoints that
 left, and records metrics: sync duration (by kind), rules written, rules
@@ -37,7 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from netproxy.conntrack import Conntrack
 from netproxy.errors import BackendConflict, ProxyError
-from netproxy.iptables import Iptables, flotilla_chains
+from netproxy.iptables import Iptables, flotilla_chains, missing_jumps
 from netproxy.model import ServicePort, compute_service_ports
 from netproxy.render import SHARED_NAT, ProxyOptions, SharedCache, chains_of, render, render_delta
 
@@ -155,6 +155,7 @@ class Syncer:
 
     async def _sync(self, dirty: set[str], full: bool) -> str:
         t0 = time.perf_counter()
+        jumps: list[Any] = []
         new_ports = dict(self.ports)
         triggers: dict[str, str] = {}
         for key in dirty:
@@ -172,10 +173,12 @@ class Syncer:
             return "none"
         if full:
             all_ports = [sp for ports in new_ports.values() for sp in ports]
-            existing = flotilla_chains(await asyncio.to_thread(self.iptables.save))
-            gone = existing.get("nat", set()) - set(SHARED_NAT)
+            saved = await asyncio.to_thread(self.iptables.save)
+            gone = flotilla_chains(saved).get("nat", set()) - set(SHARED_NAT)
+            jumps = missing_jumps(saved)
             self._shared_cache = {}
-            rendered = render(all_ports, gone_chains=gone, options=self.options, cache=self._shared_cache)
+            rendered = render(all_ports, gone_chains=gone, options=self.options, cache=self._shared_cache,
+                              jumps=jumps)
             removed_keys: set[str] = set(self._chains) - {sp.key for sp in all_ports}
         else:
             # only the dirty Services are looked at: the cost follows the change
@@ -191,10 +194,8 @@ class Syncer:
                                     options=self.options)
         stale_udp = self._stale_udp(dirty, new_ports)
         await asyncio.to_thread(self.iptables.restore, rendered.text)
-        if full:
-            added = await asyncio.to_thread(self.iptables.ensure_jumps)
-            if added:
-                log.info("jumps ensured: %s", ", ".join(added))
+        if full and jumps:
+            log.info("jumps inserted: %s", ", ".join(f"{t} {c} -> {target}" for t, c, target, _ in jumps))
         self._commit(new_ports, rendered, full=full, removed_keys=removed_keys)
         await self._flush_conntrack(stale_udp)
         elapsed = time.perf_counter() - t0

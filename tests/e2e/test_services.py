@@ -80,6 +80,7 @@ async def cluster(etcd_cluster: Any) -> AsyncIterator[Cluster]:  # noqa: F811
                     for n in (1, 2, 3):
                         node = core_pb2.Node()
                         node.metadata.name = f"h{n}"
+                        node.spec.pod_cidr = f"10.244.{n}.0/24"  # as the agent's registration gives it
                         node = await c.create(node)  # status is the agent's: written apart
                         node.status.addresses.add(type="InternalIP", address=net.host_ip(n))
                         await c.update_status(node)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from netproxy.explain import Packet, explain_path
@@ -16,8 +18,12 @@ NODES = {"h1": ["192.168.77.1"], "h2": ["192.168.77.2"]}
 OPTS = ProxyOptions(cluster_cidr="10.244.0.0/16", dns_vip="10.96.0.10", dns_target="192.168.77.2:53")
 
 
-def explain(dst: str, port: int, *, src: str = "10.244.2.2") -> str:
-    return "\n".join(explain_path(Packet(src, "h2", dst, port), [WEB, EMPTY], node_addresses=NODES, options=OPTS))
+ONE = ServicePort("default", "one", "", "TCP", "10.96.0.7", 80, 0, 0, (Endpoint("10.244.3.2", 8080, "h3"),))
+
+
+def explain(dst: str, port: int, *, src: str = "10.244.2.2", node: str = "h2", opts: ProxyOptions = OPTS) -> str:
+    return "\n".join(explain_path(Packet(src, node, dst, port), [WEB, EMPTY, ONE], node_addresses=NODES,
+                                  options=opts))
 
 
 def test_cluster_ip_shares_are_exact_thirds() -> None:
@@ -28,9 +34,22 @@ def test_cluster_ip_shares_are_exact_thirds() -> None:
     assert "DNAT 10.244.3.2:8080" in text and "source 10.244.2.2 kept" in text
 
 
-def test_hairpin_is_marked() -> None:
-    text = explain("10.96.0.5", 80, src="10.244.1.2")
-    assert "[hairpin" in text and "masqueraded" in text
+def test_hairpin_is_marked_in_postrouting_when_the_node_cidr_is_known() -> None:
+    on_h1 = dataclasses.replace(OPTS, node_cidr="10.244.1.0/24")
+    text = explain("10.96.0.5", 80, src="10.244.1.2", node="h1", opts=on_h1)
+    assert "[hairpin: back to its own source -> FLOTILLA-HAIRPIN marks it]" in text
+    assert "DNATed back to 10.244.1.2 is marked by FLOTILLA-HAIRPIN and masqueraded" in text
+    unknown = explain("10.96.0.5", 80, src="10.244.1.2", node="h1")
+    assert "pod CIDR is unknown" in unknown and "source 10.244.1.2 kept" in unknown
+
+
+def test_one_endpoint_is_dnated_by_the_dispatch_rule_and_off_cluster_sources_are_masqueraded() -> None:
+    text = explain("10.96.0.7", 80)
+    assert "-d 10.96.0.7/32 --dport 80 -> DNAT 10.244.3.2:8080" in text and "no chain" in text
+    assert "(overall 1, 100.0%)" in text and "source 10.244.2.2 kept" in text
+    host = explain("10.96.0.7", 80, src="192.168.77.2")
+    assert "source outside 10.244.0.0/16, DNATed to a pod -> FLOTILLA-MARK-MASQ" in host
+    assert "marked packets are masqueraded" in host
 
 
 def test_node_port_of_another_node_and_no_endpoints_and_dns_and_nothing() -> None:

@@ -73,8 +73,7 @@ async def test_full_then_incremental_matches_a_fresh_full_sync() -> None:
     for k in fresh.objs:
         fresh.syncer.mark(k)
     await fresh.syncer.sync_once()
-    assert w.ipt.user_chains("nat") == fresh.ipt.user_chains("nat")
-    assert w.ipt.user_chains("filter") == fresh.ipt.user_chains("filter")
+    assert normalized(w.ipt) == normalized(fresh.ipt)
 
 
 async def test_nothing_changed_writes_nothing() -> None:
@@ -103,8 +102,21 @@ async def test_full_resync_removes_leftover_chains_and_counts_rules() -> None:
     w.put("a", service("a", "10.96.0.5"), endpoints("a", ["10.244.0.2", "10.244.0.3"]))
     await w.syncer.sync_once()
     assert "FLOTILLA-SVC-LEFTOVER" not in w.ipt.user_chains("nat")
-    assert w.syncer.metrics.rules._value.get() == 1 + 2 + 4  # dispatch, 2 steps, 2 x (mark, DNAT)
+    assert w.syncer.metrics.rules._value.get() == 1 + 2  # dispatch, 2 steps (each a DNAT)
     assert any("PREROUTING" in r for r in w.ipt.tables["nat"]["PREROUTING"])
+
+
+def test_full_syncs_insert_the_built_in_jumps_once() -> None:
+    w = World()
+    w.put("a", service("a", "10.96.0.5"), endpoints("a", ["10.244.0.2"]))
+    for _ in range(2):
+        w.syncer.request_full()
+        assert asyncio.run(w.syncer.sync_once()) == "full"
+    for table, chain, n in (("nat", "PREROUTING", 1), ("nat", "OUTPUT", 1), ("nat", "POSTROUTING", 1),
+                            ("filter", "INPUT", 1), ("filter", "FORWARD", 1), ("filter", "OUTPUT", 1)):
+        jumps = [r for r in w.ipt.tables[table][chain] if "-j FLOTILLA-" in r]
+        assert len(jumps) == n and '--comment "flotilla service portals"' in jumps[0], (table, chain, jumps)
+    assert "-I PREROUTING 1" in w.ipt.restores[0] and "-I PREROUTING" not in w.ipt.restores[1]
 
 
 def test_parse_trigger_time() -> None:
@@ -191,7 +203,7 @@ async def test_run_coalesces_waits_the_minimum_interval_resyncs_and_recovers() -
         w.put("c", service("c", "10.96.0.7"), endpoints("c", ["10.244.0.4"]))
         await _until("the partial sync", lambda: len(w.ipt.restores) == 2)
         assert syncs("partial") == 1 and times[1] - times[0] >= 0.5 - 0.02
-        assert all(svc_chain(w.syncer.ports[f"default/{n}"][0]) in w.ipt.restores[1] for n in "bc")
+        assert all(f"-d {vip}/32" in w.ipt.restores[1] for vip in ("10.96.0.6", "10.96.0.7"))
         # nothing marked: the periodic full resync still comes
         await _until("the periodic full resync", lambda: syncs("full") == 2)
         # a failed apply leaves the rules and is followed by a full sync that brings the change
@@ -199,7 +211,7 @@ async def test_run_coalesces_waits_the_minimum_interval_resyncs_and_recovers() -
         w.put("d", service("d", "10.96.0.8"), endpoints("d", ["10.244.0.5"]))
         await _until("the retry", lambda: "default/d" in w.syncer.ports)
         assert w.syncer.metrics.failures._value.get() == 1 and syncs("full") >= 3
-        assert svc_chain(w.syncer.ports["default/d"][0]) in w.ipt.user_chains("nat")
+        assert any("-d 10.96.0.8/32" in r for r in w.ipt.user_chains("nat")["FLOTILLA-SERVICES"])
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
