@@ -15,9 +15,12 @@ wall time that does not exist (skipped by a spring-forward jump) does not
 fire that day; a wall time that happens twice (fall-back) fires once, at its
 first occurrence.
 
-Pure: no I/O besides reading the system's time zone database. The apiserver
-validates schedules at admission (master/apiserver/admission/cron.py); this
-module re-parses because reconcile must not import the apiserver.
+Errors carry robfig/cron's wording, because the apiserver's admission
+(master/apiserver/admission/cron.py) validates schedules with this same
+parser and answers with its messages. `@every` and TZ= / CRON_TZ= prefixes
+are refused: Kubernetes asks for spec.timeZone instead.
+
+Pure: no I/O besides reading the system's time zone database.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ DESCRIPTORS = {
     "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+TZ_IN_SCHEDULE_MSG = "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
 _SEARCH_DAYS = 5 * 366 + 1  # a schedule that fires less often than this never fires ("30 2 *")
 
 
@@ -68,6 +72,8 @@ def parse(schedule: str) -> Schedule:
     spec = schedule.strip()
     if not spec:
         raise CronError("empty spec string")
+    if spec.startswith(("TZ=", "CRON_TZ=")):
+        raise CronError(TZ_IN_SCHEDULE_MSG)
     if spec.startswith("@"):
         if spec not in DESCRIPTORS:
             raise CronError(f"unrecognized descriptor: {spec}")
@@ -155,39 +161,52 @@ def _field(text: str, bounds: tuple[int, int], names: dict[str, int]) -> tuple[f
 
 
 def _range(expr: str, bounds: tuple[int, int], names: dict[str, int]) -> tuple[int, int, int, bool]:
+    """(start, end, step, is an unstepped star) of one list element, checked as robfig/cron does."""
     lo, hi = bounds
     range_and_step = expr.split("/")
-    if len(range_and_step) > 2:
-        raise CronError(f"too many slashes: {expr}")
     low_high = range_and_step[0].split("-")
     star = low_high[0] in ("*", "?")
     if star:
-        if len(low_high) > 1:
-            raise CronError(f"too many hyphens: {expr}")
         start, end = lo, hi
-    elif len(low_high) == 1:
-        start = end = _value(low_high[0], names)
-    elif len(low_high) == 2:
-        start, end = _value(low_high[0], names), _value(low_high[1], names)
     else:
-        raise CronError(f"too many hyphens: {expr}")
+        start = _int_or_name(low_high[0], names)
+        if len(low_high) == 1:
+            end = start
+        elif len(low_high) == 2:
+            end = _int_or_name(low_high[1], names)
+        else:
+            raise CronError(f"too many hyphens: {expr}")
     step = 1
     if len(range_and_step) == 2:
-        step = _value(range_and_step[1], {})
-        if len(low_high) == 1 and not star:
+        step = _int(range_and_step[1])
+        if len(low_high) == 1:
             end = hi  # "N/step" means "N-max/step"
         if step > 1:
             star = False  # "*/2" restricts the field
-    if start < lo or end > hi or start > end:
-        raise CronError(f"range out of bounds [{lo}, {hi}]: {expr}")
-    if step <= 0:
+    elif len(range_and_step) > 2:
+        raise CronError(f"too many slashes: {expr}")
+    if start < lo:
+        raise CronError(f"beginning of range ({start}) below minimum ({lo}): {expr}")
+    if end > hi:
+        raise CronError(f"end of range ({end}) above maximum ({hi}): {expr}")
+    if start > end:
+        raise CronError(f"beginning of range ({start}) beyond end of range ({end}): {expr}")
+    if step == 0:
         raise CronError(f"step of range should be a positive number: {expr}")
     return start, end, step, star
 
 
-def _value(text: str, names: dict[str, int]) -> int:
+def _int_or_name(text: str, names: dict[str, int]) -> int:
     if text.lower() in names:
         return names[text.lower()]
-    if not (text.isascii() and text.isdigit()):
-        raise CronError(f"failed to parse int from {text}")
-    return int(text)
+    return _int(text)
+
+
+def _int(text: str) -> int:
+    body = text[1:] if text[:1] in "+-" else text
+    if not (body.isascii() and body.isdigit()) or len(body) > 18:
+        raise CronError(f'failed to parse int from {text}: strconv.Atoi: parsing "{text}": invalid syntax')
+    value = int(text)
+    if value < 0:
+        raise CronError(f"negative number ({value}) not allowed: {text}")
+    return value

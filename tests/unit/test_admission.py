@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from master.apiserver.admission.cron import parse_schedule, schedule_errors, time_zone_errors
+from master.apiserver.admission.cron import schedule_errors, time_zone_errors
 from master.apiserver.admission.quantity import (
     FORMAT_MSG,
     SUFFIX_MSG,
@@ -85,10 +85,12 @@ def test_invalid_schedules(schedule: str, message: str) -> None:
     assert errs and message in errs[0]
 
 
-def test_schedule_values() -> None:
-    minutes, hours, days, months, weekdays = parse_schedule("*/20 9-10 1 * MON-FRI")
-    assert minutes == {0, 20, 40} and hours == {9, 10} and days == {1}
-    assert months == set(range(1, 13)) and weekdays == {1, 2, 3, 4, 5}
+def test_schedule_values_come_from_the_controller_s_parser() -> None:
+    from master.reconcile.cron import parse
+
+    s = parse("*/20 9-10 1 * MON-FRI")
+    assert s.minutes == {0, 20, 40} and s.hours == {9, 10} and s.days_of_month == {1}
+    assert s.months == set(range(1, 13)) and s.days_of_week == {1, 2, 3, 4, 5}
 
 
 @pytest.mark.parametrize(("tz", "ok"), [
