@@ -46,6 +46,9 @@ class APIServerConfig:
     node_port_range: str = "30000-32767"
     # The address the `kubernetes` Service's Endpoints name ("" = keep none).
     advertise_ip: str = ""
+    # How often this master renews its lease and rewrites those Endpoints; the
+    # lease lasts three periods (allocators/kubernetes.py).
+    master_lease_interval_s: float = 5.0
 
 
 @dataclass
@@ -87,7 +90,8 @@ class APIServer:
                 await registry_ready.wait()
                 await grpc_started.wait()
                 tg.create_task(run_master_service(self.registry, self.allocator, advertise_ip=cfg.advertise_ip,
-                                                  port=self.rest_port), name="kubernetes-service")
+                                                  port=self.rest_port, interval_s=cfg.master_lease_interval_s),
+                               name="kubernetes-service")
                 log.info("apiserver ready", extra={"rest_port": self.rest_port, "grpc_port": self.grpc_port})
                 ready.set()
         finally:
