@@ -8,9 +8,14 @@ its resourceVersion. Two registrations racing read the same version; one
 write wins, the other re-reads and re-plans, so no two nodes ever get the
 same CIDR or address. The Node's spec.podCIDR is a copy for everyone else.
 
-A record whose Node does not exist is a reservation in flight (the Node is
-created right after the record) unless it is older than `stale_after_s`:
-then the node was deleted and its CIDR and address are free again.
+A record whose Node does not exist is either a reservation in flight (the
+Node is created right after the record) or a deleted Node whose agent may
+still run: a heartbeat refused for a missing Node makes the agent register
+again within a period, and it must get its /24 back, since its bridge and
+pods use it. So a registration that finds a record without its Node stamps
+it `missingSince` (and clears the stamp once the Node is back); only a
+registration `stale_after_s` after that stamp frees its CIDR and address.
+Nothing is written on heartbeats.
 
 Must not: do I/O. service.py reads and writes the record and the Node.
 """
@@ -21,7 +26,7 @@ import datetime as _dt
 import ipaddress
 import json
 from collections.abc import Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from master.nodeapi.errors import NodeRefusal, refuse
 
@@ -33,10 +38,13 @@ class Reservation:
     pod_cidr: str
     address: str
     reserved: _dt.datetime
+    missing_since: _dt.datetime | None = None  # first registration that found no Node for it
 
     def to_json(self) -> str:
-        return json.dumps({"podCIDR": self.pod_cidr, "address": self.address,
-                           "reserved": self.reserved.isoformat()}, sort_keys=True)
+        doc = {"podCIDR": self.pod_cidr, "address": self.address, "reserved": self.reserved.isoformat()}
+        if self.missing_since is not None:
+            doc["missingSince"] = self.missing_since.isoformat()
+        return json.dumps(doc, sort_keys=True)
 
 
 def parse_reservations(data: Mapping[str, str]) -> dict[str, Reservation]:
@@ -45,8 +53,10 @@ def parse_reservations(data: Mapping[str, str]) -> dict[str, Reservation]:
     for node, text in data.items():
         try:
             raw = json.loads(text)
+            missing = raw.get("missingSince")
             res = Reservation(str(ipaddress.ip_network(raw["podCIDR"])), str(raw["address"]),
-                              _dt.datetime.fromisoformat(raw["reserved"]))
+                              _dt.datetime.fromisoformat(raw["reserved"]),
+                              _dt.datetime.fromisoformat(missing) if missing else None)
         except (ValueError, KeyError, TypeError):
             continue
         out[node] = res
@@ -76,8 +86,18 @@ def check_advertise_address(address: str, *, force: bool) -> str:
     return str(ip)
 
 
-def _expired(res: Reservation, now: _dt.datetime, stale_after_s: float) -> bool:
-    return (now - res.reserved).total_seconds() > stale_after_s
+def _still_held(reservations: Mapping[str, Reservation], node: str, live_nodes: Set[str],
+                now: _dt.datetime, stale_after_s: float) -> dict[str, Reservation]:
+    """The records that still hold their CIDR and address, with missingSince kept in step."""
+    out: dict[str, Reservation] = {}
+    for n, r in reservations.items():
+        if n == node or n in live_nodes:
+            out[n] = replace(r, missing_since=None) if r.missing_since is not None else r
+            continue
+        since = r.missing_since or now
+        if (now - since).total_seconds() <= stale_after_s:
+            out[n] = r if r.missing_since is not None else replace(r, missing_since=since)
+    return out
 
 
 def plan_reservation(
@@ -97,8 +117,7 @@ def plan_reservation(
     Raises NodeRefusal (ALREADY_EXISTS: address taken; RESOURCE_EXHAUSTED: no
     CIDR left)."""
     cluster = ipaddress.ip_network(cluster_cidr)
-    valid = {n: r for n, r in reservations.items()
-             if n == node or n in live_nodes or not _expired(r, now, stale_after_s)}
+    valid = _still_held(reservations, node, live_nodes, now, stale_after_s)
     for other, res in valid.items():
         if other != node and res.address == address:
             raise refuse("ALREADY_EXISTS", f"advertise_address {address} is already used by node {other!r}: "

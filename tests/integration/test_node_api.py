@@ -36,13 +36,14 @@ class Master:
 
 
 @contextlib.asynccontextmanager
-async def masters(endpoints: list[str], count: int = 1) -> AsyncIterator[list[Master]]:
+async def masters(endpoints: list[str], count: int = 1, *,
+                  config: NodeAPIConfig | None = None) -> AsyncIterator[list[Master]]:
     """`count` apiservers with the node API over the same etcd prefix (several masters)."""
     etcd = await EtcdStore.open(endpoints)
     prefix = f"/test-nodeapi-{uuid.uuid4().hex[:10]}"
     tasks: list[asyncio.Task[None]] = []
     out: list[Master] = []
-    config = NodeAPIConfig(heartbeat_period_s=1, lease_duration_s=7)
+    config = config or NodeAPIConfig(heartbeat_period_s=1, lease_duration_s=7)
     try:
         for _ in range(count):
             server = APIServer(APIServerConfig("127.0.0.1", 0, 0), PrefixedStore(etcd, prefix),
@@ -166,6 +167,32 @@ async def test_concurrent_registrations_get_distinct_cidrs(etcd_cluster: EtcdClu
         finally:
             for c in clients:
                 await c.close()
+
+
+async def test_a_deleted_node_gets_its_cidr_back_when_its_agent_registers_again(etcd_cluster: EtcdCluster) -> None:
+    config = NodeAPIConfig(heartbeat_period_s=1, lease_duration_s=7, stale_reservation_s=1.0)
+    async with masters(etcd_cluster.endpoints, config=config) as (m,):
+        a, b, c = [await NodeClient.connect(m.target, node_name=f"node-{x}") for x in "abc"]
+        try:
+            first = await a.register(_register("node-a", "172.28.2.11"))
+            await asyncio.sleep(1.2)  # its reservation is now older than stale_reservation_s
+            await a.client.delete(core_pb2.Node, "node-a")  # kubectl delete node, its agent still running
+            with pytest.raises(APIError) as info:
+                await a.heartbeat()
+            assert info.value.grpc_code == "FAILED_PRECONDITION"
+            other = await b.register(_register("node-b", "172.28.2.12"))  # a registration meanwhile
+            assert other.pod_cidr != first.pod_cidr
+            again = await a.register(_register("node-a", "172.28.2.11"))  # what the agent does next
+            assert again.pod_cidr == first.pod_cidr
+            # deleted for good: freed by a registration stale_reservation_s after one first saw it missing
+            await a.client.delete(core_pb2.Node, "node-a")
+            await b.register(_register("node-b", "172.28.2.12"))
+            await asyncio.sleep(1.2)
+            took = await c.register(_register("node-c", "172.28.2.11"))  # its address is free again too
+            assert took.pod_cidr == first.pod_cidr
+        finally:
+            for cl in (a, b, c):
+                await cl.close()
 
 
 async def _next(stream: AsyncIterator[node_pb2.PodEvent]) -> node_pb2.PodEvent:

@@ -85,11 +85,21 @@ def test_address_used_by_another_node_is_refused() -> None:
     assert info.value.grpc_code_name() == "ALREADY_EXISTS" and "'b'" in info.value.message
 
 
-def test_stale_reservations_of_deleted_nodes_are_released() -> None:
-    res = {"gone": Reservation("10.244.0.0/24", "172.28.0.12", OLD),
-           "in-flight": Reservation("10.244.1.0/24", "172.28.0.13", NOW)}
+def test_a_deleted_nodes_reservation_is_held_for_a_while_after_it_is_first_seen_missing() -> None:
+    res = {"gone": Reservation("10.244.0.0/24", "172.28.0.12", OLD, missing_since=OLD),
+           "deleted-just-now": Reservation("10.244.1.0/24", "172.28.0.13", OLD),
+           "in-flight": Reservation("10.244.2.0/24", "172.28.0.14", NOW)}
     out = _plan(res, "a", "172.28.0.12", live=set())
-    assert "gone" not in out and "in-flight" in out and out["a"].pod_cidr == "10.244.0.0/24"
+    # seen missing 5 minutes ago: freed (its address and CIDR go to "a")
+    assert "gone" not in out and out["a"].pod_cidr == "10.244.0.0/24"
+    # first seen missing now: kept and stamped, however old the reservation is
+    assert out["deleted-just-now"].missing_since == NOW and out["in-flight"].missing_since == NOW
+    # its agent registers again within a heartbeat: same CIDR, the stamp cleared
+    back = _plan(out, "deleted-just-now", "172.28.0.13", live={"a"})
+    assert back["deleted-just-now"].pod_cidr == "10.244.1.0/24" and back["deleted-just-now"].missing_since is None
+    # a Node that is back clears the stamp of its record when anyone registers
+    again = _plan(out, "b", "172.28.0.20", live={"a", "in-flight"})
+    assert again["in-flight"].missing_since is None and again["deleted-just-now"].missing_since == NOW
 
 
 def test_exhausted_cluster_cidr() -> None:
@@ -113,7 +123,8 @@ def test_any_registration_order_keeps_cidrs_unique_and_stable(order: list[str]) 
 
 def test_reservations_round_trip_and_garbage_is_dropped() -> None:
     r = Reservation("10.244.3.0/24", "172.28.0.11", NOW)
-    assert parse_reservations({"a": r.to_json(), "b": "not json", "c": "{}"}) == {"a": r}
+    m = Reservation("10.244.4.0/24", "172.28.0.12", OLD, missing_since=NOW)
+    assert parse_reservations({"a": r.to_json(), "m": m.to_json(), "b": "not json", "c": "{}"}) == {"a": r, "m": m}
 
 
 @pytest.mark.parametrize(("name", "code"), [("node1", None), ("n.example.com", None), ("", "UNAUTHENTICATED"),
