@@ -77,7 +77,7 @@ SHARED_NAT = (SERVICES, NODEPORTS, POSTROUTING, MARK_MASQ, HAIRPIN)
 MAX_HAIRPIN_PREFIX = 22
 SHARED_FILTER = (SERVICES,)
 
-# (table, built-in chain, our chain, extra match) — ensured by the adapter, not rendered.
+# (table, built-in chain, our chain, extra match): inserted by a full sync when missing (`render(jumps=)`).
 JUMPS: tuple[tuple[str, str, str, str], ...] = (
     ("nat", "PREROUTING", SERVICES, ""),
     ("nat", "OUTPUT", SERVICES, ""),
