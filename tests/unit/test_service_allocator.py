@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import types
 
 import pytest
 
@@ -106,7 +107,7 @@ async def test_repair_removes_orphans_seen_twice() -> None:
 
 
 class _Registry:
-    """The three calls ensure_master_service makes; kube-dns's address is taken."""
+    """The calls ensure_master_service makes on a first run; kube-dns's address is taken."""
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], object] = {}
@@ -120,6 +121,11 @@ class _Registry:
 
     async def get(self, info: object, namespace: str, name: str) -> object:
         raise errors.NotFound(info.resource, name)  # type: ignore[attr-defined]
+
+    async def list(self, info: object, flt: object, *, resource_version: str = "") -> tuple[list[object], int]:
+        found = [types.SimpleNamespace(msg=m) for (r, ns, _), m in self.objects.items()
+                 if r == info.resource and ns == flt.namespace]  # type: ignore[attr-defined]
+        return found, 1
 
 
 async def test_kubernetes_endpoints_written_even_when_the_dns_address_is_taken() -> None:
