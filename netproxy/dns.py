@@ -7,8 +7,10 @@ state the rules are rendered from, and a pod's query never leaves its host
 listens on UDP and TCP at `bind` (the node's address, port 53 by default).
 
 Answers come from dnsrecords.py (A, SRV, headless and StatefulSet pod names,
-NXDOMAIN inside the cluster domain; over UDP an answer too large for the
-client is sent truncated, TC set); other names are forwarded to the host's
+PTR for cluster IPs and headless endpoints, ExternalName as a CNAME followed
+by its target's records, NXDOMAIN inside the cluster domain; over UDP an
+answer too large for the client is sent truncated, TC set); other names are
+forwarded to the host's
 resolver (the first nameserver of /etc/resolv.conf that is not ourselves, or
 `upstream` as "ip" or "ip:port"),
 and answered SERVFAIL at once when there is none or it does not answer
@@ -79,6 +81,14 @@ class DnsServer:
         if result[0] == "nxdomain":
             resp.set_rcode(dns.rcode.NXDOMAIN)
             return resp.to_wire()
+        if result[0] == "ptr":
+            resp.answer.append(dns.rrset.from_text_list(q.name, TTL, "IN", "PTR", result[1]))
+            return self._fit(query, resp, udp=udp)
+        if result[0] == "cname":
+            resp.answer.append(dns.rrset.from_text_list(q.name, TTL, "IN", "CNAME", [result[1]]))
+            if qtype != "CNAME":
+                resp.answer.extend(await self._chase(result[1], q.rdtype))
+            return self._fit(query, resp, udp=udp)
         _, ips, srvs = result
         if ips:
             resp.answer.append(dns.rrset.from_text_list(q.name, TTL, "IN", "A", ips))
@@ -89,6 +99,25 @@ class DnsServer:
                 addrs = self.records().a.get(s.target, [])
                 if addrs:
                     resp.additional.append(dns.rrset.from_text_list(s.target, TTL, "IN", "A", addrs))
+        return self._fit(query, resp, udp=udp)
+
+    async def _chase(self, target: str, rdtype: dns.rdatatype.RdataType) -> list[dns.rrset.RRset]:
+        """The records of an ExternalName's target, as a recursive server gives them
+        after the CNAME (a pod's stub resolver does not follow it): ours for a
+        cluster name, the upstream's for any other; none when there is no answer."""
+        result = lookup(self.records(), target, dns.rdatatype.to_text(rdtype), domain=self.domain)
+        if result[0] == "answer" and result[1]:
+            return [dns.rrset.from_text_list(target, TTL, "IN", "A", result[1])]
+        if result[0] != "forward" or not self.upstream:
+            return []
+        ask = dns.message.make_query(target, rdtype)
+        try:
+            reply = dns.message.from_wire(await self._forward(ask, ask.to_wire()))
+        except Exception:  # a garbled upstream answer is no answer
+            return []
+        return list(reply.answer) if reply.id == ask.id else []
+
+    def _fit(self, query: dns.message.Message, resp: dns.message.Message, *, udp: bool) -> bytes:
         if not udp:
             return resp.to_wire()
         limit = max(512, query.payload) if query.edns >= 0 else 512

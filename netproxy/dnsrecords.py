@@ -11,11 +11,15 @@ endpoints, domain)` following Kubernetes' DNS specification:
   (headless);
 * `HOSTNAME.SVC.NS.svc.DOMAIN` for headless endpoints that carry a hostname
   (StatefulSet pods: spec.hostname + spec.subdomain); endpoints without one
-  get a name from their IP (10-244-1-5), as Kubernetes does.
+  get a name from their IP (10-244-1-5), as Kubernetes does;
+* ExternalName Services: `SVC.NS.svc.DOMAIN` is a CNAME to spec.externalName;
+* PTR: `D.C.B.A.in-addr.arpa` of a clusterIP names its Service, and of a
+  headless endpoint its `HOSTNAME.SVC.NS.svc.DOMAIN`.
 
-`lookup(records, name, qtype)` answers ("answer", records) / ("nxdomain",)
-/ ("forward",): names outside the cluster domain go to the upstream
-resolver. Pure: no I/O; dns.py serves it.
+`lookup(records, name, qtype)` answers ("answer", A ips, SRVs) /
+("cname", target) / ("ptr", names) / ("nxdomain",) / ("forward",): names
+outside the cluster domain, and reverse names that are not ours, go to the
+upstream resolver. Pure: no I/O; dns.py serves it.
 """
 
 from __future__ import annotations
@@ -38,16 +42,36 @@ class Srv:
 class Records:
     a: dict[str, list[str]] = field(default_factory=dict)
     srv: dict[str, list[Srv]] = field(default_factory=dict)
+    cname: dict[str, str] = field(default_factory=dict)
+    ptr: dict[str, list[str]] = field(default_factory=dict)
 
     def merge(self, other: Records) -> None:
         for k, v in other.a.items():
             self.a.setdefault(k, []).extend(v)
         for k, s in other.srv.items():
             self.srv.setdefault(k, []).extend(s)
+        self.cname.update(other.cname)
+        for k, names in other.ptr.items():
+            have = self.ptr.setdefault(k, [])
+            have.extend(n for n in names if n not in have)
 
 
 def _ip_name(ip: str) -> str:
     return ip.replace(".", "-").replace(":", "-")
+
+
+def reverse_name(ip: str) -> str:
+    """"10.96.0.5" -> "5.0.96.10.in-addr.arpa." ("" for anything but IPv4)."""
+    parts = ip.split(".")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return ""
+    return ".".join(reversed(parts)) + ".in-addr.arpa."
+
+
+def _add_ptr(rec: Records, ip: str, name: str) -> None:
+    rev = reverse_name(ip)
+    if rev and name not in rec.ptr.setdefault(rev, []):
+        rec.ptr[rev].append(name)
 
 
 def compute_records(service: Any, endpoints: Any | None, domain: str = DEFAULT_DOMAIN) -> Records:
@@ -56,10 +80,13 @@ def compute_records(service: Any, endpoints: Any | None, domain: str = DEFAULT_D
     rec = Records()
     headless = spec.cluster_ip == "None"
     if spec.type == "ExternalName":
+        if spec.external_name:
+            rec.cname[base] = spec.external_name.lower().rstrip(".") + "."
         return rec
     if not headless:
         if spec.cluster_ip:
             rec.a[base] = [spec.cluster_ip]
+            _add_ptr(rec, spec.cluster_ip, base)
         for p in spec.ports:
             if p.name:
                 rec.srv[f"_{p.name}._{(p.protocol or 'TCP').lower()}.{base}"] = [Srv(0, 100, p.port, base)]
@@ -75,6 +102,7 @@ def compute_records(service: Any, endpoints: Any | None, domain: str = DEFAULT_D
             rec.a.setdefault(host, [])
             if addr.ip not in rec.a[host]:
                 rec.a[host].append(addr.ip)
+            _add_ptr(rec, addr.ip, host)
             for port in subset.ports:
                 if port.name:
                     key = f"_{port.name}._{(port.protocol or 'TCP').lower()}.{base}"
@@ -85,13 +113,20 @@ def compute_records(service: Any, endpoints: Any | None, domain: str = DEFAULT_D
 
 
 def lookup(records: Records, name: str, qtype: str, *, domain: str = DEFAULT_DOMAIN) -> tuple[Any, ...]:
-    """("answer", [A ips], [Srv]) | ("nxdomain",) | ("forward",) for a query name and type."""
+    """("answer", [A ips], [Srv]) | ("cname", target) | ("ptr", [names]) | ("nxdomain",) |
+    ("forward",) for a query name and type."""
     name = name.lower()
     if not name.endswith("."):
         name += "."
+    if name.endswith(".in-addr.arpa."):
+        if name in records.ptr and qtype in ("PTR", "ANY"):
+            return ("ptr", list(records.ptr[name]))
+        return ("forward",) if name not in records.ptr else ("answer", [], [])
     suffix = f".{domain}.".lower()
     if not name.endswith(suffix) and name != suffix[1:]:
         return ("forward",)
+    if name in records.cname:
+        return ("cname", records.cname[name])
     known = name in records.a or name in records.srv
     if not known:
         # "svc.DOMAIN." and "NS.svc.DOMAIN." exist (empty non-terminals): NOERROR, no records

@@ -35,7 +35,12 @@ def cluster_records() -> Records:
     s.metadata.name, s.metadata.namespace = "web", "default"
     s.spec.cluster_ip = "10.96.0.5"
     s.spec.ports.add(name="http", port=80, protocol="TCP")
-    return compute_records(s, None)
+    ext = core_pb2.Service()
+    ext.metadata.name, ext.metadata.namespace = "www", "default"
+    ext.spec.type, ext.spec.external_name = "ExternalName", "www.example.org"
+    rec = compute_records(s, None)
+    rec.merge(compute_records(ext, None))
+    return rec
 
 
 def upstream_records() -> Records:
@@ -75,6 +80,11 @@ async def test_udp_tcp_forward_and_servfail(ports: tuple[int, int, int]) -> None
     assert [x.to_text() for x in r.answer[0]] == ["192.0.2.7"]
     r = await dns.asyncquery.udp(dns.message.make_query("www.example.org", "A"), "127.0.0.1", port=dead, timeout=5)
     assert r.rcode() == dns.rcode.SERVFAIL
+    # an ExternalName Service: the CNAME, then its target's address from the upstream
+    r = await dns.asyncquery.udp(dns.message.make_query("www.default.svc.cluster.local", "A"), "127.0.0.1",
+                                 port=main, timeout=5)
+    assert [(r.rdtype.name, [x.to_text() for x in r]) for r in r.answer] == [
+        ("CNAME", ["www.example.org."]), ("A", ["192.0.2.7"])]
 
 
 async def test_idle_tcp_client_is_disconnected() -> None:

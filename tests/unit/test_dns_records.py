@@ -31,10 +31,19 @@ def eps(name: str, addrs: list[tuple[str, str]]) -> core_pb2.Endpoints:
     return e
 
 
+def external(name: str, target: str) -> core_pb2.Service:
+    s = core_pb2.Service()
+    s.metadata.name, s.metadata.namespace = name, "default"
+    s.spec.type, s.spec.external_name = "ExternalName", target
+    return s
+
+
 def records() -> Records:
     r = Records()
     r.merge(compute_records(svc("web", "10.96.0.5"), None))
     r.merge(compute_records(svc("db", "None"), eps("db", [("10.244.1.2", "db-0"), ("10.244.2.2", "")])))
+    r.merge(compute_records(external("mail", "Smtp.Example.org."), None))
+    r.merge(compute_records(external("alias", "web.default.svc.cluster.local"), None))
     return r
 
 
@@ -48,6 +57,12 @@ CASES = [
     ("namespace node", "default.svc.cluster.local.", "A", ("answer", [], [])),
     ("unknown service", "nope.default.svc.cluster.local.", "A", ("nxdomain",)),
     ("outside", "example.org.", "A", ("forward",)),
+    ("ExternalName", "mail.default.svc.cluster.local.", "A", ("cname", "smtp.example.org.")),
+    ("ExternalName, any type", "mail.default.svc.cluster.local.", "MX", ("cname", "smtp.example.org.")),
+    ("PTR of a clusterIP", "5.0.96.10.in-addr.arpa.", "PTR", ("ptr", ["web.default.svc.cluster.local."])),
+    ("PTR of a headless pod", "2.1.244.10.in-addr.arpa.", "PTR", ("ptr", ["db-0.db.default.svc.cluster.local."])),
+    ("PTR of an address not ours", "7.2.0.192.in-addr.arpa.", "PTR", ("forward",)),
+    ("A of a reverse name", "5.0.96.10.in-addr.arpa.", "A", ("answer", [], [])),
 ]
 
 
@@ -73,6 +88,21 @@ async def test_server_answers_and_servfails_without_upstream() -> None:
     out = dns.message.from_wire(await server.answer(dns.message.make_query("x.default.svc.cluster.local", "A").to_wire()))
     assert out.rcode() == dns.rcode.NXDOMAIN
     assert await server.answer(b"\x00garbage") is None
+
+
+async def test_external_name_answers_the_cname_and_its_target() -> None:
+    server = DnsServer(records, upstream="")
+    q = dns.message.make_query("alias.default.svc.cluster.local", "A")
+    out = dns.message.from_wire(await server.answer(q.to_wire()))
+    assert [(str(r.name), r.rdtype.name, [x.to_text() for x in r]) for r in out.answer] == [
+        ("alias.default.svc.cluster.local.", "CNAME", ["web.default.svc.cluster.local."]),
+        ("web.default.svc.cluster.local.", "A", ["10.96.0.5"])]
+    # a target outside the cluster with no upstream: the CNAME alone
+    out = dns.message.from_wire(await server.answer(dns.message.make_query("mail.default.svc.cluster.local", "A")
+                                                    .to_wire()))
+    assert [r.rdtype.name for r in out.answer] == ["CNAME"] and out.rcode() == dns.rcode.NOERROR
+    out = dns.message.from_wire(await server.answer(dns.message.make_query("5.0.96.10.in-addr.arpa", "PTR").to_wire()))
+    assert [x.to_text() for x in out.answer[0]] == ["web.default.svc.cluster.local."]
 
 
 def test_resolv_conf() -> None:
