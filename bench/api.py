@@ -10,7 +10,9 @@ baseline taken in the same run against the same etcd:
 2. write throughput: pod creates/s at 50 clients (half over REST, half over
    gRPC) beside raw etcd Puts/s of the same value size at the same
    concurrency; then every pod gets a Running status over gRPC, as an agent
-   would write it;
+   would write it. Each write phase also reports the cores the master, the
+   etcd members and this client used (and the CPU-ms per write), and the
+   master's etcd RPCs and watch events per create (from its /metrics);
 3. a LIST of those 10,000 pods as JSON, as a kubectl Table and over gRPC,
    beside a raw etcd range read of the same keys;
 4. watch fan-out: delivery latency and missing events for 1, 100 and 1,000
@@ -65,11 +67,13 @@ from protos.core.v1 import core_pb2  # noqa: E402
 from tests.integration.harness import MasterProcess, master_process  # noqa: E402
 
 C = TypeVar("C")
+T = TypeVar("T")
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 # The writer puts its send time in data.t; watchers look for nothing else.
 T_VALUE = re.compile(rb'"t":"([0-9.]+)"')
 RAW_T_VALUE = re.compile(rb"([0-9]{10}\.[0-9]{6})")  # the same value inside etcd's protobuf bytes
 RAW_PREFIX = "/bench-raw"
+ETCD_COUNTER = re.compile(r'^apiserver_etcd_(requests|watch_events)_total(?:\{type="(\w+)"\})? ([0-9.e+]+)$', re.M)
 # Watchers whose delivery latency is timed (evenly spread); the rest count events.
 WATCH_SAMPLE = 100
 
@@ -106,6 +110,18 @@ class Row:
 
 
 # --- statistics and rendering (pure) -------------------------------------------------
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds process `pid` has used so far (every thread)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_s() -> float:
+    """CPU seconds every process on the machine has used (all of /proc/stat but idle and iowait)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(samples: Sequence[float], p: float) -> float:
@@ -239,6 +255,7 @@ class Bench:
     master: MasterProcess
     store: EtcdStore
     endpoints: list[str]
+    etcd_pids: list[int] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     rss: dict[str, float] = field(default_factory=dict)  # when -> MiB
 
@@ -257,15 +274,38 @@ class Bench:
 
     def master_cpu_s(self) -> float:
         """User + system CPU seconds the master has used so far."""
-        fields = Path(f"/proc/{self.master.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return proc_cpu_s(self.master.proc.pid)
 
-    async def timed_rate(self, count: int, work: Awaitable[object]) -> tuple[float, float]:
-        """(count / wall seconds, master CPU cores busy on average) while `work` runs."""
-        cpu, start = self.master_cpu_s(), time.perf_counter()
-        await work
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds so far of the master, each etcd member, this client and the whole machine."""
+        out = {"master": self.master_cpu_s()}
+        for i, pid in enumerate(self.etcd_pids):
+            out[f"etcd{i}"] = proc_cpu_s(pid)
+        out["client"] = time.process_time()
+        out["machine"] = machine_cpu_s()
+        return out
+
+    async def timed_cores(self, count: int, work: Awaitable[object]) -> tuple[float, dict[str, float]]:
+        """(count / wall seconds, cores busy on average per process) while `work` runs."""
+        start = time.perf_counter()
+        _, cores = await self.cores_during(work)
+        return count / (time.perf_counter() - start), cores
+
+    async def cores_during(self, work: Awaitable[T]) -> tuple[T, dict[str, float]]:
+        """(what `work` returns, cores busy on average per process while it ran)."""
+        cpu, start = self.cpu_s(), time.perf_counter()
+        result = await work
         elapsed = time.perf_counter() - start
-        return count / elapsed, (self.master_cpu_s() - cpu) / elapsed
+        return result, {k: (v - cpu[k]) / elapsed for k, v in self.cpu_s().items()}
+
+    async def etcd_counts(self) -> dict[str, float]:
+        """The master's etcd RPCs by request type and watch events, from its /metrics."""
+        async with aiohttp.ClientSession(base_url=self.master.url) as s:
+            text = (await rest(s, "GET", "/metrics", parse=False)).decode()
+        counts = {}
+        for m in ETCD_COUNTER.finditer(text):
+            counts[m.group(2) or m.group(1)] = float(m.group(3))
+        return counts
 
     async def namespace(self, name: str) -> None:
         async with aiohttp.ClientSession(base_url=self.master.url) as s:
@@ -381,31 +421,59 @@ async def throughput(b: Bench) -> None:
     await b.namespace(PODS_NS)
     path = f"/api/v1/namespaces/{PODS_NS}/pods"
     make_pod, make_status = pod_messages()
+    cpu: dict[str, dict[str, float]] = {}  # phase -> process -> cores
+    counts = [await b.etcd_counts()]
     async with sessions(b.master.url, w) as group:
-        rest_rate, rest_cores = await b.timed_rate(half, timed_clients(
+        rest_rate, cpu["REST creates"] = await b.timed_cores(half, timed_clients(
             group, half, lambda s, j: rest(s, "POST", path, body=pod(pod_name(j), j), parse=False)))
+    counts.append(await b.etcd_counts())
     async with grpc_objects(b) as stub:
-        grpc_rate, grpc_cores = await b.timed_rate(n - half, timed_clients(
+        grpc_rate, cpu["gRPC creates"] = await b.timed_cores(n - half, timed_clients(
             [stub] * w, n - half,
             lambda s, j: s.Create(objects_pb2.CreateRequest(ref=PODS_REF, object=packed(make_pod(half + j))))))
+        counts.append(await b.etcd_counts())
         kv = await b.store.get(b.key("pods", PODS_NS, pod_name(0)))
         assert kv is not None
-        put_rate = await raw_put_rate(b, value=kv.value)
-        txn_rate = await rate_for(b.sizes.put_window_s, w,
-                                  lambda k, j: b.store.create(f"{RAW_PREFIX}/txn/{k}/{j}", kv.value))
-        status_rate, status_cores = await b.timed_rate(n, timed_clients(
+        put_rate, cpu["raw etcd Puts"] = await raw_put_rate(b, value=kv.value)
+        txn_rate, cpu["raw etcd create txns"] = await b.cores_during(rate_for(
+            b.sizes.put_window_s, w, lambda k, j: b.store.create(f"{RAW_PREFIX}/txn/{k}/{j}", kv.value)))
+        status_rate, cpu["gRPC status updates"] = await b.timed_cores(n, timed_clients(
             [stub] * w, n,
             lambda s, j: s.UpdateStatus(objects_pb2.UpdateRequest(ref=PODS_REF, object=packed(make_status(j))))))
     base = f"{put_rate:.0f} etcd Put/s ({len(kv.value)} B)"
-    for face, rate, cores in (("REST", rest_rate, rest_cores), ("gRPC", grpc_rate, grpc_cores)):
-        ratio = rate / put_rate
+    for face, rate in (("REST", rest_rate), ("gRPC", grpc_rate)):
+        ratio, cores = rate / put_rate, cpu[f"{face} creates"]["master"]
         b.add(section, f"pod creates/s over {face}, {w} clients (master CPU {cores:.2f} cores)", f"{rate:.0f}",
               base, target=f"≥ 0.5x (got {ratio:.2f}x)", met=ratio >= 0.5,
               numbers={"per_s": rate, "base_per_s": put_rate, "ratio": ratio, "master_cores": cores})
+    status_cores = cpu["gRPC status updates"]["master"]
     b.add(section, f"pod status updates/s over gRPC, {w} clients (master CPU {status_cores:.2f} cores)",
           f"{status_rate:.0f}", base, numbers={"per_s": status_rate, "master_cores": status_cores})
     b.add(section, f"raw etcd create txns/s, {w} clients (the apiserver's write)", f"{txn_rate:.0f}", base,
           numbers={"per_s": txn_rate})
+    rates = {"REST creates": rest_rate, "gRPC creates": grpc_rate, "raw etcd Puts": put_rate,
+             "raw etcd create txns": txn_rate, "gRPC status updates": status_rate}
+    report_cpu(b, cpu, rates)
+    for face, before, after, count in (("REST", counts[0], counts[1], half), ("gRPC", counts[1], counts[2], n - half)):
+        # The /metrics GET between phases is a request too, but it reads no etcd.
+        per = {k: (after.get(k, 0) - before.get(k, 0)) / count for k in after}
+        text = ", ".join(f"{k.removesuffix('Request')} {v:.2f}" for k, v in sorted(per.items()) if v)
+        b.add(section, f"the master's etcd RPCs and watch events per {face} create", text or "none", "1 create txn",
+              numbers=per)
+
+
+def report_cpu(b: Bench, cpu: dict[str, dict[str, float]], rates: dict[str, float]) -> None:
+    """Who used the machine's cores in each phase, and the CPU-ms each write cost them."""
+    section = "CPU during the write phases: cores busy (ms of CPU per write)"
+    for phase, cores in cpu.items():
+        rate = rates[phase]
+        etcd = sum(v for k, v in cores.items() if k.startswith("etcd"))
+        parts = [("master", cores["master"]), ("etcd (3 members)", etcd), ("bench client", cores["client"])]
+        text = " / ".join(f"{v:.2f} ({v / rate * 1e3:.2f})" for _, v in parts)
+        members = ", ".join(f"{cores[k]:.2f}" for k in sorted(cores) if k.startswith("etcd"))
+        b.add(section, f"{phase} at {rate:.0f}/s: master / etcd / client", text,
+              f"machine {cores['machine']:.2f} of {os.cpu_count()} cores; members {members}",
+              numbers={"rate": rate, **cores})
 
 
 @contextlib.asynccontextmanager
@@ -415,14 +483,16 @@ async def grpc_objects(b: Bench) -> AsyncIterator[Any]:
         yield objects_pb2_grpc.ObjectsStub(channel)
 
 
-async def raw_put_rate(b: Bench, *, value: bytes) -> float:
-    """Plain etcd Puts through aetcd's stubs on a round-robin channel, as the store connects."""
+async def raw_put_rate(b: Bench, *, value: bytes) -> tuple[float, dict[str, float]]:
+    """Plain etcd Puts through aetcd's stubs on a round-robin channel, as the store connects;
+    (Puts/s, cores busy per process)."""
     channel = rpc.insecure_channel(await grpc_target(b.endpoints),
                                    options=[("grpc.lb_policy_name", "round_robin")])
     try:
         kv = rpc.KVStub(channel)
-        return await rate_for(b.sizes.put_window_s, b.sizes.writers,
-                              lambda k, j: kv.Put(rpc.PutRequest(key=f"{RAW_PREFIX}/put/{k}/{j}".encode(), value=value)))
+        return await b.cores_during(rate_for(
+            b.sizes.put_window_s, b.sizes.writers,
+            lambda k, j: kv.Put(rpc.PutRequest(key=f"{RAW_PREFIX}/put/{k}/{j}".encode(), value=value))))
     finally:
         await channel.close()
 
@@ -652,7 +722,8 @@ async def run(sizes: Sizes, *, json_path: Path | None, only: Sequence[str] = ())
             with master_process(cluster.endpoints, Path(tmp),
                                 extra_args=("--disable-controllers", "--disable-scheduler")) as master:
                 store = await EtcdStore.open(cluster.endpoints)
-                b = Bench(sizes, master, store, cluster.endpoints)
+                b = Bench(sizes, master, store, cluster.endpoints,
+                          etcd_pids=[pid for pid in cluster.pids if pid is not None])
                 try:
                     for name in chosen_phases(only):
                         print(f"{name} ...", file=sys.stderr, flush=True)

@@ -36,7 +36,7 @@ from master.leaderelection import LeaderElectionConfig, LeaderElector, default_i
 from master.logs import setup_logging
 from master.nodeapi.service import NodeAPIConfig
 from master.nodeapi.service import add_to_server as add_node_api
-from master.process import forever, until_signalled
+from master.process import forever, tune_gc, until_signalled
 from master.scheduler.scheduler import Scheduler
 from master.storage.etcd import EtcdStore
 from master.storage.interface import Store
@@ -247,6 +247,7 @@ def _node_api(args: argparse.Namespace) -> Callable[[Any, Any], object]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging(level=args.log_level, fmt=args.log_format)
+    tune_gc()
 
     try:
         asyncio.run(until_signalled(run(args)))

@@ -5,8 +5,10 @@ The registry calls `QuotaAdmission.create(..., write)` for the etcd create
 of every namespaced object (`check` for dry runs) (after defaults and validation, as Kubernetes runs
 quota last). Inside it:
 
-1. the namespace's quotas come from the watch cache; if none limits what the
-   object uses, nothing else happens (no lock, no write);
+1. the namespace's quotas come from the watch cache, once it has applied
+   every quota write this apiserver made; if there are none, the object's
+   usage is not even computed, and if none limits what it uses, nothing
+   else happens (no lock, no write);
 2. otherwise a per-namespace lock is taken for the check and the charge,
    so creates in this apiserver are checked one at a time; an admitted
    object counts from then on (in flight, then written), so the lock does
@@ -84,8 +86,13 @@ class QuotaAdmission:
                      write: Callable[[], Awaitable[int]]) -> int:
         """Check and charge `msg`, then `write()` it (under the namespace lock
         when a quota limits it); returns what write returns."""
+        if not info.namespaced:
+            return await write()
+        quotas = await self._quotas(namespace)
+        if not quotas:  # the common case: nothing to count, so nothing is parsed
+            return await write()
         usage = rq.usage_of(info.resource, info.group, msg)
-        if not info.namespaced or not self._limited(namespace, usage):
+        if not _limited(quotas, usage):
             return await write()
         lock = self._locks.setdefault(namespace, asyncio.Lock())
         recent = self._recent.setdefault((info.group, info.resource, namespace), [])
@@ -103,20 +110,28 @@ class QuotaAdmission:
 
     async def check(self, info: ResourceInfo, namespace: str, msg: Any) -> None:
         """A dry run: the verdict without a charge."""
-        usage = rq.usage_of(info.resource, info.group, msg)
-        if info.namespaced and self._limited(namespace, usage):
+        if not info.namespaced:
+            return
+        quotas = await self._quotas(namespace)
+        usage = rq.usage_of(info.resource, info.group, msg) if quotas else {}
+        if _limited(quotas, usage):
             await self._check_and_charge(info, namespace, msg, usage, dry_run=True)
 
-    def _quotas(self, namespace: str) -> list[StoredObject]:
+    async def _quotas(self, namespace: str) -> list[StoredObject]:
+        """The namespace's quotas, from the watch cache once it holds every
+        quota write this apiserver made (read-your-writes: a quota created a
+        moment ago through this process limits the very next create)."""
         cache = self.registry.caches[_QUOTAS]
-        return cache.list(Filter(namespace=namespace)) if cache.ready else []
-
-    def _limited(self, namespace: str, usage: dict[str, Fraction]) -> bool:
-        return any(rq.tracked_by(q.msg.spec.hard, usage) for q in self._quotas(namespace))
+        if not cache.ready:
+            return []
+        written = cache.written_rv(namespace)
+        if cache.rv < written:
+            await cache.wait_rv(written, timeout_s=self.registry.consistent_timeout_s)
+        return cache.list(Filter(namespace=namespace))
 
     async def _check_and_charge(self, info: ResourceInfo, namespace: str, msg: Any,
                                 usage: dict[str, Fraction], *, dry_run: bool) -> None:
-        quotas = [q for q in self._quotas(namespace) if rq.tracked_by(q.msg.spec.hard, usage)]
+        quotas = [q for q in await self._quotas(namespace) if rq.tracked_by(q.msg.spec.hard, usage)]
         counted = await self._count(info, namespace, quotas)
         pod = msg if info.kind == "Pod" else None
         views = [_view(q.msg, counted) for q in quotas]
@@ -178,6 +193,10 @@ class QuotaAdmission:
                 raise
             return
         self._written[(namespace, quota)] = written
+
+
+def _limited(quotas: list[StoredObject], usage: dict[str, Fraction]) -> bool:
+    return any(rq.tracked_by(q.msg.spec.hard, usage) for q in quotas)
 
 
 @dataclass

@@ -107,7 +107,7 @@ class Registry:
         self.hooks: dict[str, WriteHook] = dict(hooks or {})  # kind -> hook
         self.now = now
         self.caches = WatchCaches(store, RESOURCES, decode_for=self._decoder)
-        self._consistent_timeout = consistent_list_timeout_s
+        self.consistent_timeout_s = consistent_list_timeout_s
         # DefaultTolerationSeconds admission (None switches it off).
         self.default_toleration_seconds = default_toleration_seconds
         self.quota = QuotaAdmission(self)
@@ -169,12 +169,12 @@ class Registry:
             raise errors.ServiceUnavailable(f"the watch cache for {info.resource} is not ready yet")
         if resource_version in ("", None):
             try:
-                rv = await _store_call(info, "", cache.wait_consistent(timeout_s=self._consistent_timeout))
+                rv = await _store_call(info, "", cache.wait_consistent(timeout_s=self.consistent_timeout_s))
             except TimeoutError as exc:
                 raise errors.Timeout(str(exc)) from exc
             return cache.list(flt), rv
         wanted = parse_resource_version(resource_version)
-        if wanted and not await cache.wait_rv(wanted, timeout_s=self._consistent_timeout):
+        if wanted and not await cache.wait_rv(wanted, timeout_s=self.consistent_timeout_s):
             raise errors.Timeout(f"Too large resource version: {wanted}, current: {cache.rv}")
         return cache.list(flt), max(cache.rv, wanted)
 
@@ -328,7 +328,7 @@ class Registry:
                 if finalized:
                     # The last finalizer went: the object goes with it.
                     _, rev = await self.store.delete(key, expected_revision=current.rv)
-                    await self._deleted(info, current.msg)
+                    await self._deleted(info, current.msg, rev)
                     new.metadata.resource_version = str(rev)
                     return StoredObject(info, new, rev, key=key)
                 write = lambda new=new, rv=current.rv: self.store.update(  # noqa: E731
@@ -342,7 +342,7 @@ class Registry:
                 raise errors.NotFound(info.resource, name, group=info.group) from None
             except store_errors.StoreError as exc:
                 raise _translate(info, name, exc) from exc
-            return self._written(info, key, new, rev)
+            return self._written(info, key, new, rev, status_only=subresource == "status")
         raise errors.Conflict(info.resource, name, "too many concurrent writers; try again", group=info.group)
 
     async def delete(
@@ -379,7 +379,7 @@ class Registry:
                     raise errors.NotFound(info.resource, name, group=info.group) from None
                 except store_errors.StoreError as exc:
                     raise _translate(info, name, exc) from exc
-                await self._deleted(info, current.msg)
+                await self._deleted(info, current.msg, rev)
                 return current.with_rv(rev), True
             if opts.dry_run:
                 return StoredObject(info, graceful, current.rv, key=key), False
@@ -417,7 +417,8 @@ class Registry:
         await hook.after_write(token, ok=True)
         return rev
 
-    async def _deleted(self, info: ResourceInfo, old: Any) -> None:
+    async def _deleted(self, info: ResourceInfo, old: Any, rev: int) -> None:
+        self.caches[info].note_write(old.metadata.namespace, rev)
         hook = self.hooks.get(info.kind)
         if hook is not None:
             await hook.after_delete(old)
@@ -476,10 +477,10 @@ class Registry:
             return not list(new.spec.finalizers)
         return True
 
-    def _written(self, info: ResourceInfo, key: str, msg: Any, rev: int) -> StoredObject:
+    def _written(self, info: ResourceInfo, key: str, msg: Any, rev: int, *, status_only: bool = False) -> StoredObject:
         msg.metadata.resource_version = str(rev)
         obj = StoredObject(info, msg, rev, key=key)
-        self.caches[info].remember_write(obj)
+        self.caches[info].remember_write(obj, status_only=status_only)
         return obj
 
     async def _check_namespace(self, namespace: str) -> None:

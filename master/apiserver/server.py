@@ -71,6 +71,7 @@ class APIServer:
                                           node_port_range=self.config.node_port_range)
         self.registry = Registry(self.store, hooks={"Service": self.allocator},
                                  default_toleration_seconds=self.config.default_toleration_seconds)
+        self.metrics.count_store(self.store)
 
     async def run(self, *, ready: asyncio.Event) -> None:
         cfg = self.config

@@ -106,6 +106,10 @@ class WatchCache:
         # Objects this process just wrote, keyed (key, rv): the watch reuses
         # them (and their already-encoded JSON) instead of decoding again.
         self._written: dict[tuple[str, int], StoredObject] = {}
+        # The revision of this process's last write of this resource (create,
+        # update or delete) by namespace: a reader that must see its own
+        # writes waits for it.
+        self._written_rvs: dict[str, int] = {}
         # Watchers with queued events not yet handed over, and the pending flush.
         self._dirty: dict[CacheWatcher | _Group, None] = {}
         self._flush_handle: asyncio.Handle | None = None
@@ -246,12 +250,26 @@ class WatchCache:
                 waiting.append((rv, fut))
         self._rv_waiters = waiting
 
-    def remember_write(self, obj: StoredObject) -> None:
-        """Called by the registry after a successful write of `obj`."""
+    def remember_write(self, obj: StoredObject, *, status_only: bool = False) -> None:
+        """Called by the registry after a successful write of `obj`; a write
+        of status alone does not count as this process's write for
+        `written_rv` (quota admission charges quotas through /status and
+        tracks those versions itself)."""
+        if not status_only:
+            self.note_write(obj.namespace, obj.rv)
         if obj.rv > self.rv:
             self._written[(obj.key, obj.rv)] = obj
             if len(self._written) > 10_000:  # never grows without bound
                 self._written.pop(next(iter(self._written)))
+
+    def note_write(self, namespace: str, rv: int) -> None:
+        """This process wrote (or deleted) an object of this resource at rv."""
+        if rv > self._written_rvs.get(namespace, 0):
+            self._written_rvs[namespace] = rv
+
+    def written_rv(self, namespace: str) -> int:
+        """The revision of this process's last write in `namespace` (0: none)."""
+        return self._written_rvs.get(namespace, 0)
 
     # --- reading -------------------------------------------------------------
 

@@ -135,6 +135,11 @@ class EtcdStore:
         # Writes whose timed-out attempt turned out to have landed (see the
         # module docstring): for metrics and tests.
         self.recovered_writes = 0
+        # Unary RPCs sent by request type ("RangeRequest", "TxnRequest", ...)
+        # and watch events received: the apiserver's /metrics shows them, so
+        # that what one API request costs in etcd round trips can be counted.
+        self.requests: dict[str, int] = {}
+        self.watch_events = 0
 
     @classmethod
     async def open(cls, endpoints: list[str], **kwargs: float) -> EtcdStore:
@@ -339,6 +344,8 @@ class EtcdStore:
 
     async def _unary(self, method: Any, request: Any, timeout: float) -> Any:
         self._check_open()
+        name = type(request).__name__
+        self.requests[name] = self.requests.get(name, 0) + 1
         try:
             resp = await method(request, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
@@ -394,6 +401,7 @@ class EtcdStore:
                 failing_since = None
                 while (resp := await call.read()) is not grpc.aio.EOF:
                     _raise_if_cancelled(resp, next_revision)
+                    self.watch_events += len(resp.events)
                     for raw in resp.events:
                         event = _event(raw)
                         yield event
