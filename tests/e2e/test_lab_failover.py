@@ -33,7 +33,7 @@ import docker
 from deploy.dockerd import ensure_dockerd
 from deploy.etcd_cluster import free_port_block
 from node_agent.runtime.interface import TEST_IMAGE
-from tests.e2e.test_lab_nodes import _api, _leftovers, _run
+from tests.e2e.labkit import api_json, fetch_from_host, leftovers, pod_ready, run_cmd, wait_for
 from tests.integration.harness import free_port
 
 HEARTBEAT_S, GRACE_S, EVICTION_S = 1, 4, 5
@@ -75,40 +75,14 @@ spec:
 """
 
 
-def _ready(pod: dict[str, Any]) -> bool:
-    st = pod.get("status", {})
-    return st.get("phase") == "Running" and any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions", []))
-
-
 def _serving(rest: int) -> list[dict[str, Any]]:
-    pods = _api(rest, "GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dweb")["items"]
-    return [p for p in pods if _ready(p) and "deletionTimestamp" not in p["metadata"]]
-
-
-def _wait(what: str, fn: Any, *, timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            value = fn()
-        except OSError:  # one slow or refused API call on a busy machine is not the answer
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
+    pods = api_json(rest, "GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dweb")["items"]
+    return [p for p in pods if pod_ready(p) and "deletionTimestamp" not in p["metadata"]]
 
 
 def _fetch_service(kenv: dict[str, str], pod: dict[str, Any]) -> str:
-    res = _run(["kubectl", "exec", pod["metadata"]["name"], "--", "sh", "-c",
-                "timeout 5 busybox wget -qO- http://web.default.svc.cluster.local/"], kenv, timeout=60)
-    return res.stdout if res.returncode == 0 else ""
-
-
-def _fetch_from_host(netns: str, url: str) -> str:
-    # busybox 1.35's `wget -T` segfaults (LAB-NOTES): bound it with timeout instead.
-    res = subprocess.run(["nsenter", f"--net=/var/run/netns/{netns}", "timeout", "3", "busybox", "wget", "-qO-",
-                          url], capture_output=True, text=True, timeout=30)
+    res = run_cmd(["kubectl", "exec", pod["metadata"]["name"], "--", "sh", "-c",
+                   "timeout 5 busybox wget -qO- http://web.default.svc.cluster.local/"], kenv, timeout=60)
     return res.stdout if res.returncode == 0 else ""
 
 
@@ -130,35 +104,35 @@ def test_deployment_spreads_and_survives_a_lost_host(tmp_path: Path) -> None:
     nodes = [f"{lab_id}-n{i}" for i in (1, 2, 3)]
     flotctl = [sys.executable, "-m", "flotctl.main"]
     try:
-        up = _run(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
-                             "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(free_port_block()),
-                             "--rest-port", str(rest), "--grpc-port", str(grpc_port),
-                             "--heartbeat-period-s", str(HEARTBEAT_S), "--node-grace-s", str(GRACE_S),
-                             "--eviction-s", str(EVICTION_S)], env)
+        up = run_cmd(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
+                                "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(free_port_block()),
+                                "--rest-port", str(rest), "--grpc-port", str(grpc_port),
+                                "--heartbeat-period-s", str(HEARTBEAT_S), "--node-grace-s", str(GRACE_S),
+                                "--eviction-s", str(EVICTION_S)], env)
         assert up.returncode == 0, up.stdout + up.stderr
 
         manifest = tmp_path / "web.yaml"
         manifest.write_text(DEPLOYMENT % TEST_IMAGE)
-        applied = _run(["kubectl", "apply", "-f", str(manifest)], kenv, timeout=60)
+        applied = run_cmd(["kubectl", "apply", "-f", str(manifest)], kenv, timeout=60)
         assert applied.returncode == 0, applied.stdout + applied.stderr
-        waited = _run(["kubectl", "wait", "--for=condition=Available", "deployment/web", "--timeout=120s"],
-                      kenv, timeout=150)
+        waited = run_cmd(["kubectl", "wait", "--for=condition=Available", "deployment/web", "--timeout=120s"],
+                         kenv, timeout=150)
         assert waited.returncode == 0, waited.stdout + waited.stderr
-        serving = _wait("six ready pods", lambda: (lambda s: s if len(s) == 6 else None)(_serving(rest)),
-                        timeout_s=60)
+        serving = wait_for("six ready pods", lambda: (lambda s: s if len(s) == 6 else None)(_serving(rest)),
+                           timeout_s=60)
         spread = Counter(p["spec"]["nodeName"] for p in serving)
         assert sorted(spread) == sorted(nodes), spread  # every host runs some
         assert max(spread.values()) - min(spread.values()) <= 1, spread  # and evenly
         # The whole path from a pod: cluster DNS (in every proxy), the ClusterIP
         # (iptables on the pod's host), an endpoint on any host.
-        fetched = _wait("a pod fetching web.default.svc.cluster.local", lambda: _fetch_service(kenv, serving[0]),
-                        timeout_s=60)
+        fetched = wait_for("a pod fetching web.default.svc.cluster.local", lambda: _fetch_service(kenv, serving[0]),
+                           timeout_s=60)
         assert "flotilla test image" in fetched
         # The NodePort answers on host 1's address from host 2's namespace.
-        node_port = _api(rest, "GET", "/api/v1/namespaces/default/services/web")["spec"]["ports"][0]["nodePort"]
-        host1 = [a["address"] for a in _api(rest, "GET", f"/api/v1/nodes/{nodes[0]}")["status"]["addresses"]
+        node_port = api_json(rest, "GET", "/api/v1/namespaces/default/services/web")["spec"]["ports"][0]["nodePort"]
+        host1 = [a["address"] for a in api_json(rest, "GET", f"/api/v1/nodes/{nodes[0]}")["status"]["addresses"]
                  if a["type"] == "InternalIP"][0]
-        via_node_port = _wait("the NodePort from another host", lambda: _fetch_from_host(
+        via_node_port = wait_for("the NodePort from another host", lambda: fetch_from_host(
             f"{lab_id}-{nodes[1]}", f"http://{host1}:{node_port}/"), timeout_s=30)
         assert "flotilla test image" in via_node_port
 
@@ -171,28 +145,28 @@ def test_deployment_spreads_and_survives_a_lost_host(tmp_path: Path) -> None:
         lost_at = time.monotonic()
 
         def node_unknown() -> bool:
-            node = _api(rest, "GET", f"/api/v1/nodes/{lost}")
+            node = api_json(rest, "GET", f"/api/v1/nodes/{lost}")
             ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
             taints = {(t["key"], t["effect"]) for t in node["spec"].get("taints", [])}
             return bool(ready and ready[0]["status"] == "Unknown"
                         and ("node.kubernetes.io/unreachable", "NoExecute") in taints)
 
-        _wait("the lost node to be Unknown and tainted", node_unknown, timeout_s=GRACE_S + 30)
+        wait_for("the lost node to be Unknown and tainted", node_unknown, timeout_s=GRACE_S + 30)
 
         def moved() -> list[dict[str, Any]] | None:
             s = _serving(rest)
             return s if len(s) == 6 and all(p["spec"]["nodeName"] != lost for p in s) else None
 
-        moved_pods = _wait("six ready pods on the other hosts", moved, timeout_s=GRACE_S + EVICTION_S + 90)
+        moved_pods = wait_for("six ready pods on the other hosts", moved, timeout_s=GRACE_S + EVICTION_S + 90)
         took_s = time.monotonic() - lost_at
         assert {p["spec"]["nodeName"] for p in moved_pods} <= set(nodes[:2])
         print(f"pods of the lost host ran elsewhere {took_s:.1f} s after it was lost "
               f"(grace {GRACE_S} s + tolerationSeconds {EVICTION_S} s)")
-        rollout = _run(["kubectl", "rollout", "status", "deployment/web", "--timeout=60s"], kenv, timeout=90)
+        rollout = run_cmd(["kubectl", "rollout", "status", "deployment/web", "--timeout=60s"], kenv, timeout=90)
         assert rollout.returncode == 0, rollout.stdout + rollout.stderr
     finally:
-        down = _run(flotctl + ["lab", "down"], env)
-        left = _leftovers(lab_id, lab_dir, nodes, api)
+        down = run_cmd(flotctl + ["lab", "down"], env)
+        left = leftovers(lab_id, lab_dir, nodes, api)
         api.close()
     assert down.returncode == 0, down.stdout + down.stderr
     assert left == [], left

@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -33,19 +32,8 @@ import docker
 from deploy.dockerd import ensure_dockerd
 from deploy.etcd_cluster import free_port_block
 from node_agent.runtime.interface import TEST_IMAGE
-from tests.integration.harness import REPO, free_port
-
-
-def _run(args: list[str], env: dict[str, str], *, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-
-
-def _api(rest: int, method: str, path: str, body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{rest}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
+from tests.e2e.labkit import api_json, lab_process_alive, leftovers, run_cmd
+from tests.integration.harness import free_port
 
 
 def _pod(name: str, node: str, containers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -57,7 +45,7 @@ def _wait_running(rest: int, name: str, timeout_s: float = 90) -> dict[str, Any]
     deadline = time.monotonic() + timeout_s
     pod: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        pod = _api(rest, "GET", f"/api/v1/namespaces/default/pods/{name}")
+        pod = api_json(rest, "GET", f"/api/v1/namespaces/default/pods/{name}")
         st = pod.get("status", {})
         if st.get("phase") == "Running" and st.get("podIP"):
             return pod
@@ -104,7 +92,7 @@ def _wait_restarted(rest: int, name: str, container: str, timeout_s: float = 90)
     deadline = time.monotonic() + timeout_s
     cs: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        pod = _api(rest, "GET", f"/api/v1/namespaces/default/pods/{name}")
+        pod = api_json(rest, "GET", f"/api/v1/namespaces/default/pods/{name}")
         cs = next((c for c in pod.get("status", {}).get("containerStatuses", []) if c["name"] == container), {})
         if cs.get("restartCount", 0) >= 1 and "running" in cs.get("state", {}):
             return cs
@@ -118,39 +106,6 @@ def _wait_route(netns: str, text: str, *, present: bool, timeout_s: float = 30) 
         assert time.monotonic() < deadline, f"{netns}: route {text!r} present={not present}: " + \
             _in_ns(netns, "ip", "route").stdout
         time.sleep(0.3)
-
-
-def _lab_process_alive(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        zombie = b"zombie" in Path(f"/proc/{pid}/status").read_bytes()
-    except OSError:
-        return False
-    return not zombie and any(m in cmdline for m in (b"master.main", b"node_agent.main", b"netproxy.main"))
-
-
-def _leftovers(lab_id: str, lab_dir: Path, nodes: list[str], api: docker.APIClient, subnet: str = "") -> list[str]:
-    left = [f"netns {p.name}" for p in Path("/var/run/netns").iterdir() if p.name.startswith(lab_id + "-")]
-    # Rules inside host namespaces go with them; none may be left in the root namespace.
-    net = subnet.rsplit(".", 1)[0] + "." if subnet else lab_id
-    for save in ("iptables-legacy-save", "iptables-nft-save"):
-        rules = subprocess.run([save], capture_output=True, text=True).stdout
-        left += [f"{save}: {line}" for line in rules.splitlines()
-                 if not line.startswith("#") and (net in line or lab_id in line)]
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    left += [f"link {line.split(':')[1].strip()}" for line in links.splitlines()
-             if line.split(":")[1].strip().split("@")[0].startswith(lab_id)]
-    for node in nodes:
-        left += [f"container {c['Id'][:12]}" for c in api.containers(all=True, filters={"label": f"flotilla.node={node}"})]
-    needle = str(lab_dir).encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "cmdline").read_bytes():
-                    left.append(f"process {entry.name}")
-            except OSError:
-                pass
-    return left
 
 
 def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
@@ -171,17 +126,17 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
     flotctl = [sys.executable, "-m", "flotctl.main"]
     base = free_port_block()
     try:
-        up = _run(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
-                             "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
-                             "--rest-port", str(rest), "--grpc-port", str(grpc_port)], env)
+        up = run_cmd(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
+                                "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
+                                "--rest-port", str(rest), "--grpc-port", str(grpc_port)], env)
         assert up.returncode == 0, up.stdout + up.stderr
         assert "export KUBECONFIG=" in up.stdout and f"node {nodes[2]}: Ready" in up.stdout
 
-        status = _run(flotctl + ["lab", "status"], env)
+        status = run_cmd(flotctl + ["lab", "status"], env)
         assert status.returncode == 0, status.stdout + status.stderr
         assert status.stdout.count("node Ready") == 3
 
-        node_objs = {n: _api(rest, "GET", f"/api/v1/nodes/{n}") for n in nodes}
+        node_objs = {n: api_json(rest, "GET", f"/api/v1/nodes/{n}") for n in nodes}
         cidrs = {n: o["spec"]["podCIDR"] for n, o in node_objs.items()}
         assert len(set(cidrs.values())) == 3
         # host-gw: node 1 routes node 2's /24 via node 2's address.
@@ -195,10 +150,10 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
              "command": ["sh", "-c", "while :; do timeout 3 busybox wget -qO /tmp/got http://127.0.0.1:8080/; "
                                      "sleep 1; done"]},
         ])
-        _api(rest, "POST", "/api/v1/namespaces/default/pods", web)
+        api_json(rest, "POST", "/api/v1/namespaces/default/pods", web)
         client = _pod("client", nodes[1], [{"name": "sh", "image": TEST_IMAGE, "imagePullPolicy": "Never",
                                              "command": ["sleep", "3600"]}])
-        _api(rest, "POST", "/api/v1/namespaces/default/pods", client)
+        api_json(rest, "POST", "/api/v1/namespaces/default/pods", client)
 
         web_obj = _wait_running(rest, "web")
         ip = web_obj["status"]["podIP"]
@@ -216,13 +171,13 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
             time.sleep(0.5)
         # The master (root namespace) reaches the agent through the root leg: kubectl exec.
         kenv = dict(env, KUBECONFIG=str(tmp_path / "kubeconfig"))
-        ex = _run(["kubectl", "exec", "web", "-c", "sidecar", "--", "cat", "/tmp/got"], kenv, timeout=60)
+        ex = run_cmd(["kubectl", "exec", "web", "-c", "sidecar", "--", "cat", "/tmp/got"], kenv, timeout=60)
         assert ex.returncode == 0 and "flotilla test image" in ex.stdout, ex.stdout + ex.stderr
-        ex = _run(["kubectl", "exec", "web", "-c", "http", "--", "cat", "/etc/hostname"], kenv, timeout=60)
+        ex = run_cmd(["kubectl", "exec", "web", "-c", "http", "--", "cat", "/etc/hostname"], kenv, timeout=60)
         assert (ex.returncode, ex.stdout) == (0, "web\n"), ex.stdout + ex.stderr
-        logs = _run(["kubectl", "logs", "web", "-c", "sidecar"], kenv, timeout=60)
+        logs = run_cmd(["kubectl", "logs", "web", "-c", "sidecar"], kenv, timeout=60)
         assert logs.returncode == 0, logs.stdout + logs.stderr
-        wide = _run(["kubectl", "get", "pods", "-o", "wide"], kenv, timeout=60)
+        wide = run_cmd(["kubectl", "get", "pods", "-o", "wide"], kenv, timeout=60)
         assert ip in wide.stdout and nodes[0] in wide.stdout, wide.stdout + wide.stderr
         # A pod on another host reaches it by pod IP.
         sh = _container(api, client_obj["metadata"]["uid"], "sh")
@@ -237,9 +192,9 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         ids_before = sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"}))
         _stop_pid(json.loads((lab_dir / "state.json").read_text())["agents"][nodes[0]], signal.SIGKILL)
         assert sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"})) == ids_before
-        again = _run(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
-                                "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
-                                "--rest-port", str(rest), "--grpc-port", str(grpc_port)], env)
+        again = run_cmd(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
+                                   "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
+                                   "--rest-port", str(rest), "--grpc-port", str(grpc_port)], env)
         assert again.returncode == 0, again.stdout + again.stderr
         assert f"agent {nodes[1]}: already running" in again.stdout
         time.sleep(3)  # let the restarted agent resync its pods
@@ -256,14 +211,14 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         # other hosts; it joins again with the same /24 and the route comes back.
         state = json.loads((lab_dir / "state.json").read_text())
         _stop_pid(state["agents"][nodes[2]])
-        _api(rest, "DELETE", f"/api/v1/nodes/{nodes[2]}")
+        api_json(rest, "DELETE", f"/api/v1/nodes/{nodes[2]}")
         route3 = f"{cidrs[nodes[2]]} via "
         _wait_route(f"{lab_id}-{nodes[0]}", route3, present=False)
-        again = _run(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
-                                "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
-                                "--rest-port", str(rest), "--grpc-port", str(grpc_port)], env)
+        again = run_cmd(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
+                                   "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
+                                   "--rest-port", str(rest), "--grpc-port", str(grpc_port)], env)
         assert again.returncode == 0, again.stdout + again.stderr
-        assert _api(rest, "GET", f"/api/v1/nodes/{nodes[2]}")["spec"]["podCIDR"] == cidrs[nodes[2]]
+        assert api_json(rest, "GET", f"/api/v1/nodes/{nodes[2]}")["spec"]["podCIDR"] == cidrs[nodes[2]]
         _wait_route(f"{lab_id}-{nodes[0]}", route3, present=True)
     finally:
         # Every process the lab recorded (the master's and the proxies' command
@@ -274,9 +229,9 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
             recorded = {}
         pids = [recorded.get("master_pid", 0), *recorded.get("agents", {}).values(),
                 *recorded.get("proxies", {}).values()]
-        down = _run(flotctl + ["lab", "down"], env)
-        left = _leftovers(lab_id, lab_dir, nodes, api, subnet)
-        left += [f"process {pid}" for pid in pids if pid and _lab_process_alive(pid)]
+        down = run_cmd(flotctl + ["lab", "down"], env)
+        left = leftovers(lab_id, lab_dir, nodes, api, subnet)
+        left += [f"process {pid}" for pid in pids if pid and lab_process_alive(pid)]
         api.close()
     assert down.returncode == 0, down.stdout + down.stderr
     assert "no lab process is left" in down.stdout and "removed container" in down.stdout
