@@ -81,15 +81,18 @@ class NodeClient:
     # ---- NodeAPI (node_agent.pods.api) ---------------------------------------------
 
     # Like ClientNodeAPI (node_agent.pods.api): a pod that is gone, or replaced by a
-    # new pod of the same name (the uid precondition fails), is not an error for
-    # the worker; a ConfigMap or Secret that does not exist is None, which the
-    # worker turns into CreateContainerConfigError rather than a failed sync.
+    # new pod of the same name (the master answers NOT_FOUND for a status write
+    # whose uid is not the current pod's), is not an error for the worker; any
+    # other failure of a status write (a Conflict the master gave up retrying,
+    # an unreachable master) is raised, so the worker writes it again. A
+    # ConfigMap or Secret that does not exist is None, which the worker turns
+    # into CreateContainerConfigError rather than a failed sync.
 
     async def update_pod_status(self, pod: core_pb2.Pod) -> core_pb2.Pod | None:
         try:
             return await self._unary(self._stub.UpdatePodStatus,  # type: ignore[no-any-return]
                                      node_pb2.UpdatePodStatusRequest(pod=pod))
-        except (NotFound, Conflict):
+        except NotFound:
             return None
 
     async def delete_pod(self, pod: core_pb2.Pod) -> None:

@@ -296,8 +296,9 @@ class NodesService(node_pb2_grpc.NodesServicer):
             raise refuse("PERMISSION_DENIED", f"pod {namespace}/{name} is bound to "
                          f"{bound or 'no node'}, not to {node}: a node may only write its own pods")
         if uid and uid != current.msg.metadata.uid:
-            raise errors.Conflict("pods", name, f"Precondition failed: UID in precondition: {uid}, "
-                                  f"UID in object meta: {current.msg.metadata.uid}")
+            # the agent's pod is gone: another pod has its name now
+            raise errors.APIError(f'pods "{name}" with UID {uid} not found (the pod of that name has UID '
+                                  f"{current.msg.metadata.uid})", 404, "NotFound", name=name, kind="pods")
         return current
 
     async def UpdatePodStatus(self, request: node_pb2.UpdatePodStatusRequest, context: grpc.aio.ServicerContext) -> core_pb2.Pod:
@@ -309,9 +310,21 @@ class NodesService(node_pb2_grpc.NodesServicer):
             # status patch does: the agent's copy is usually a version behind
             # (the scheduler's binding, the controllers' labels), and pinning
             # it would turn every such write into a Conflict.
-            pod = _copy(request.pod)
-            pod.metadata.resource_version = ""
-            obj = await self.registry.update(PODS, meta.namespace, meta.name, pod, subresource="status")
+            # The uid is checked again against the object the write replaces: a pod
+            # deleted and created anew under this name since _own_pod read it must
+            # not get the old pod's status. That is "not found" for the agent (its
+            # pod is gone), not a Conflict, which it retries.
+
+            async def status_of_this_pod(current: StoredObject) -> Any:
+                if meta.uid and current.msg.metadata.uid != meta.uid:
+                    raise errors.APIError(f'pods "{meta.name}" with UID {meta.uid} not found', 404, "NotFound",
+                                          name=meta.name, kind="pods")
+                pod = _copy(request.pod)
+                pod.metadata.resource_version = ""
+                return pod
+
+            obj = await self.registry.guaranteed_update(PODS, meta.namespace, meta.name, status_of_this_pod,
+                                                        subresource="status")
             return obj.msg  # type: ignore[no-any-return]
 
         return await self._call(context, "UpdatePodStatus", run)

@@ -18,6 +18,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
+from master.client.errors import APIError
 from node_agent.network.errors import NetworkError
 from node_agent.pods.actions import (
     ObservedPod,
@@ -113,7 +114,8 @@ class PodWorker(StartMixin, ProbeMixin):
                 self.wake.clear()
                 try:
                     delay = await self.sync()
-                except (errors.RuntimeError_, NetworkError, OSError) as exc:
+                except (errors.RuntimeError_, NetworkError, OSError, APIError) as exc:
+                    # APIError: the master refused or dropped a status write; it is sent again
                     log.warning("pod %s/%s: sync failed: %s", self.pod.metadata.namespace, self.pod.metadata.name,
                                 exc)
                     delay = 2.0

@@ -195,6 +195,24 @@ async def test_a_deleted_node_gets_its_cidr_back_when_its_agent_registers_again(
                 await cl.close()
 
 
+async def test_a_status_write_for_a_replaced_pod_is_not_found_and_changes_nothing(etcd_cluster: EtcdCluster) -> None:
+    async with masters(etcd_cluster.endpoints) as (m,):
+        a = await NodeClient.connect(m.target, node_name="node-a")
+        try:
+            await a.register(_register("node-a", "172.28.3.11"))
+            old = await a.client.create(_pod("reborn", node="node-a"))
+            await a.client.delete(core_pb2.Pod, "reborn", namespace="default", grace_period_seconds=0)
+            new = await a.client.create(_pod("reborn", node="node-a"))
+            assert new.metadata.uid != old.metadata.uid
+            old.status.phase = "Failed"
+            assert await a.update_pod_status(old) is None  # the agent's pod is gone: nothing to retry
+            assert (await a.client.get(core_pb2.Pod, "reborn", namespace="default")).status.phase != "Failed"
+            new.status.phase = "Running"
+            assert (await a.update_pod_status(new)).status.phase == "Running"  # type: ignore[union-attr]
+        finally:
+            await a.close()
+
+
 async def _next(stream: AsyncIterator[node_pb2.PodEvent]) -> node_pb2.PodEvent:
     return await asyncio.wait_for(stream.__anext__(), 10)
 

@@ -44,11 +44,17 @@ def _pod() -> core_pb2.Pod:
     return pod
 
 
-@pytest.mark.parametrize("gone", [NotFound("pods \"p\" not found"), Conflict("Precondition failed: UID")])
+@pytest.mark.parametrize("gone", [NotFound("pods \"p\" not found"), NotFound("pods \"p\" with UID u1 not found")])
 async def test_a_pod_that_is_gone_is_not_an_error(gone: Exception) -> None:
     nc = _client(NotFound("x"), gone)
     assert await nc.update_pod_status(_pod()) is None
     await nc.delete_pod(_pod())
+
+
+async def test_a_status_write_the_master_could_not_make_is_raised_so_it_is_sent_again() -> None:
+    nc = _client(NotFound("x"), Conflict("too many concurrent writers; try again"))
+    with pytest.raises(Conflict):
+        await nc.update_pod_status(_pod())
 
 
 async def test_missing_config_map_and_secret_are_none() -> None:
