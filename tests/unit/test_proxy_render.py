@@ -73,8 +73,8 @@ def test_service_chain_steps_dnat_and_no_endpoint_chains() -> None:
     steps = lines_of(text, svc)
     assert [re.search(r"--probability (\S+)", s).group(1) if "--probability" in s else None for s in steps] == [
         "0.3333333333", "0.5000000000", None]
-    assert steps[0].endswith("-p tcp -m tcp -j DNAT --to-destination 10.244.1.2:8080")
-    assert steps[2] == f"-A {svc} -p tcp -m tcp -j DNAT --to-destination 10.244.3.2:8080"
+    assert steps[0].endswith("-p tcp -j DNAT --to-destination 10.244.1.2:8080")
+    assert steps[2] == f"-A {svc} -p tcp -j DNAT --to-destination 10.244.3.2:8080"
     assert chains_of(port) == {svc} and "SEP-" not in text
     assert chains_of(sp(n=1)) == set() and render_service(sp(n=1)) == []
 
@@ -93,7 +93,7 @@ def test_session_affinity_uses_recent_in_endpoint_chains() -> None:
     lines = render_service(port)
     assert sum("--rcheck --seconds 600 --reap" in ln for ln in lines) == 2
     sep = sep_chain(port, port.endpoints[0])
-    assert f"-A {sep} -m recent --set --name {sep} --mask 255.255.255.255 --rsource -p tcp -m tcp " \
+    assert f"-A {sep} -m recent --set --name {sep} --mask 255.255.255.255 --rsource -p tcp " \
            "-j DNAT --to-destination 10.244.1.2:8080" in lines
     assert chains_of(port) == {svc_chain(port), sep, sep_chain(port, port.endpoints[1])}
 
