@@ -252,14 +252,25 @@ class LeaderElector:
         """On shutdown, give the lease up so another master takes over at once."""
         if self._lease is None:
             return
-        lease = coordination_pb2.Lease()
-        lease.CopyFrom(self._lease)
-        lease.spec.holder_identity = ""
-        lease.spec.lease_duration_seconds = 1
-        lease.spec.renew_time.FromDatetime(self.clock.wall())
+        current: coordination_pb2.Lease = self._lease
         with contextlib.suppress(APIError, TimeoutError):
             async with asyncio.timeout(2):
-                await self.client.update(lease)  # type: ignore[attr-defined]
+                for _ in range(3):
+                    lease = coordination_pb2.Lease()
+                    lease.CopyFrom(current)
+                    lease.spec.holder_identity = ""
+                    lease.spec.lease_duration_seconds = 1
+                    lease.spec.renew_time.FromDatetime(self.clock.wall())
+                    try:
+                        await self.client.update(lease)  # type: ignore[attr-defined]
+                        break
+                    except Conflict:
+                        # A renewal cancelled on its way out may have landed after all:
+                        # release the lease as it is now, if it is still ours.
+                        current = await self.client.get(  # type: ignore[attr-defined]
+                            coordination_pb2.Lease, self.config.name, namespace=self.config.namespace)
+                        if current.spec.holder_identity != self.config.identity:
+                            break
         self.is_leader = False
 
 

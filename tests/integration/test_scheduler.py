@@ -23,6 +23,7 @@ import pytest_asyncio
 from master.client import Client
 from master.kubeconfig import write_kubeconfig
 from master.scheduler import Scheduler
+from protos.coordination.v1 import coordination_pb2
 from protos.core.v1 import core_pb2
 from tests.integration.harness import InProcessMaster, eventually, in_process_master, running
 from tests.integration.hollow import HollowCluster, hollow_cluster
@@ -172,7 +173,8 @@ async def test_runs_alone_as_a_process(etcd_cluster: Any) -> None:
     async with in_process_master(etcd_cluster.endpoints) as m:
         client = await Client.connect(m.grpc_target)
         proc = subprocess.Popen([sys.executable, "-m", "master.scheduler", "--master", m.grpc_target,
-                                 "--seed", "3"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                 "--seed", "3", "--leader-elect-identity", "solo-1"],
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             async with hollow_cluster(client, nodes=2, prefix=f"s{uuid.uuid4().hex[:4]}") as hc:
                 name = f"solo-{uuid.uuid4().hex[:5]}"
@@ -186,6 +188,18 @@ async def test_runs_alone_as_a_process(etcd_cluster: Any) -> None:
                 assert p.spec.node_name in hc.nodes
                 assert "scheduler.flotilla.dev/explanation" in p.metadata.annotations
                 assert proc.poll() is None
+                lease = await client.get(coordination_pb2.Lease, "flotilla-scheduler", namespace="kube-system")
+                assert lease.spec.holder_identity == "solo-1"
+            proc.terminate()  # SIGTERM: a clean stop gives the lease up for the next scheduler
+            # waited for in a thread: the in-process master must go on answering (the release)
+            assert await asyncio.to_thread(proc.wait, 20) == 0
+            said = proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+
+            async def released() -> bool:
+                lease = await client.get(coordination_pb2.Lease, "flotilla-scheduler", namespace="kube-system")
+                return not lease.spec.holder_identity
+
+            await eventually(released, what=f"the lease released (the scheduler said: {said})", timeout_s=10)
         finally:
             proc.terminate()
             try:

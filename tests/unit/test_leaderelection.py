@@ -211,6 +211,21 @@ async def test_shutdown_releases_the_lease_for_a_fast_handover() -> None:
             await tb
 
 
+async def test_release_after_a_renewal_that_landed_unseen() -> None:
+    clock = FakeClock(wall_start=WALL0)
+    api = LeaseAPI()
+    a = LeaderElector(View(api), LeaderElectionConfig(identity="a"), clock=clock)
+    ta = asyncio.create_task(a.run(Led("a", clock, [])))
+    await run_for(clock, 1)
+    assert api.lease is not None and api.lease.spec.holder_identity == "a"
+    api.rv += 1  # a renewal the elector never saw answered (cancelled on the way out) moved the version
+    api.lease.metadata.resource_version = str(api.rv)
+    ta.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ta
+    assert api.lease.spec.holder_identity == "", "released anyway, from the lease as it is now"
+
+
 class SlowReply(View):
     """A view whose next renewal lands at once but is answered `slow_s` later,
     after which the connection is cut off."""
