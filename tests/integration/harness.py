@@ -81,7 +81,9 @@ def master_process(endpoints: list[str], tmp: Path, *, timeout_s: float = 30, pr
          "--etcd-prefix", prefix, "--bind-address", "127.0.0.1",
          "--rest-port", str(rest), "--grpc-port", str(grpc_port), "--kubeconfig-out", str(kubeconfig),
          *extra_args],
-        stdout=log, stderr=log, cwd=REPO,
+        # its own session: a Ctrl-C on the test or benchmark reaches only this
+        # process, whose cleanup below stops the master (SIGTERM, then SIGKILL)
+        stdout=log, stderr=log, cwd=REPO, start_new_session=True,
     )
     m = MasterProcess(proc, rest, grpc_port, kubeconfig, log_path, prefix)
     try:
