@@ -75,7 +75,8 @@ def _service_steps(pkt: Packet, sp: ServicePort, options: ProxyOptions, *, marke
         hairpin = ""
         if ep.ip == pkt.src_ip:
             hairpin = (f" [hairpin: back to its own source -> {HAIRPIN} marks it]" if hairpin_ok else
-                       " [hairpin, but this node's pod CIDR is unknown: not masqueraded, the connection stalls]")
+                       " [hairpin, but no hairpin rule covers this address (the node's pod CIDR is unknown, "
+                       "wider than /22, or does not hold it): not masqueraded, the connection stalls]")
         out.append(f"    {step:<36} -> {via}DNAT {ep.ip}:{ep.port} "
                    f"(overall {share}, {float(share):.1%}){hairpin}"
                    + (f" on node {ep.node_name}" if ep.node_name else ""))

@@ -8,7 +8,8 @@ configured) and the health server on 10256 in one TaskGroup. Ready once the
 informers synced and the first sync applied (and the DNS server listens, when
 its address is known). Without --dns-bind-address the DNS address is this
 Node's InternalIP; when the Node is not registered yet, DNS starts (and a
-full sync adds its DNAT) once the Node shows one.
+full sync adds its DNAT) once the Node shows one. The Node's podCIDR sets
+the hairpin rules, with a full sync, whenever it appears or changes.
 
 /healthz answers 200 while the last good sync (before the first one: the
 start) is younger than max(`healthz_stale_s`, 2 x the full resync period),
@@ -115,7 +116,7 @@ async def run(config: ProxyConfig, *, ready: asyncio.Event, iptables: Iptables |
             if _node_dns_address(node):
                 node_seen.set()
             # the hairpin rules cover this node's pod CIDR, known once the agent registered
-            cidr = node.spec.pod_cidr
+            cidr = node.spec.pod_cidr or next(iter(node.spec.pod_cidrs), "")
             if cidr != syncer.options.node_cidr:
                 if cidr and not hairpin_addresses(cidr):
                     log.warning("no hairpin rules: the node's pod CIDR is not an IPv4 /%d or narrower",

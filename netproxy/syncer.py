@@ -145,12 +145,16 @@ class Syncer:
     async def sync_once(self) -> str:
         """One sync; returns "full", "partial" or "none"."""
         self._last_sync = time.monotonic()
-        full = self._need_full
+        # Taken now, not cleared after the sync: a request_full() that arrives
+        # while this sync waits on iptables (a new node CIDR, the DNS address)
+        # must bring the next sync, not be lost to this one's commit.
+        full, self._need_full = self._need_full, False
         dirty, self._dirty = self._dirty, set()
         try:
             return await self._sync(dirty, full)
         except BaseException:
             self._dirty |= dirty
+            self._need_full = self._need_full or full
             raise
 
     async def _sync(self, dirty: set[str], full: bool) -> str:
@@ -160,7 +164,8 @@ class Syncer:
         triggers: dict[str, str] = {}
         for key in dirty:
             svc, ep = self.lookup(key)
-            ports = compute_service_ports(svc, ep) if svc is not None else []
+            ports = ([sp for sp in compute_service_ports(svc, ep) if not self._answered_here(sp)]
+                     if svc is not None else [])
             if ports:
                 new_ports[key] = ports
             else:
@@ -172,6 +177,9 @@ class Syncer:
         if not full and not changed_keys and all(new_ports.get(k) == self.ports.get(k) for k in dirty):
             return "none"
         if full:
+            # ports computed before the DNS address was known may hold the DNS VIP
+            new_ports = {k: kept for k, ports in new_ports.items()
+                         if (kept := [sp for sp in ports if not self._answered_here(sp)])}
             all_ports = [sp for ports in new_ports.values() for sp in ports]
             saved = await asyncio.to_thread(self.iptables.save)
             gone = flotilla_chains(saved).get("nat", set()) - set(SHARED_NAT)
@@ -217,7 +225,6 @@ class Syncer:
             for key in removed_keys:
                 self._chains.pop(key, None)
             self._chains.update(rendered.chains)
-        self._need_full = False
         now = time.monotonic()
         if full:
             self._last_full = now
@@ -231,6 +238,13 @@ class Syncer:
         self.metrics.last_sync.set(self.last_good_sync)
         self.synced.set()
         del old_ports
+
+    def _answered_here(self, sp: ServicePort) -> bool:
+        """The cluster DNS VIP is DNATed to this host's DNS server, never balanced:
+        a Service on it (kube-system/kube-dns) is not programmed. Filtered here,
+        so that a Service moving onto the VIP is a removal like any other."""
+        o = self.options
+        return bool(o.dns_vip and o.dns_target and sp.cluster_ip == o.dns_vip)
 
     def _stale_udp(self, dirty: set[str], new_ports: dict[str, list[ServicePort]]) -> list[tuple[str, int, str]]:
         """(vip, nodePort, endpoint ip) of UDP endpoints that leave a service port now."""

@@ -40,7 +40,7 @@ def test_hairpin_is_marked_in_postrouting_when_the_node_cidr_is_known() -> None:
     assert "[hairpin: back to its own source -> FLOTILLA-HAIRPIN marks it]" in text
     assert "DNATed back to 10.244.1.2 is marked by FLOTILLA-HAIRPIN and masqueraded" in text
     unknown = explain("10.96.0.5", 80, src="10.244.1.2", node="h1")
-    assert "pod CIDR is unknown" in unknown and "source 10.244.1.2 kept" in unknown
+    assert "no hairpin rule covers this address" in unknown and "source 10.244.1.2 kept" in unknown
 
 
 def test_one_endpoint_is_dnated_by_the_dispatch_rule_and_off_cluster_sources_are_masqueraded() -> None:

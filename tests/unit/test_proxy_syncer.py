@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from netproxy.fake import FakeConntrack, FakeIptables
 from netproxy.model import compute_service_ports
-from netproxy.render import svc_chain
+from netproxy.render import ProxyOptions, svc_chain
 from netproxy.syncer import Syncer, parse_trigger_time
 from protos.core.v1 import core_pb2
 
@@ -117,6 +117,45 @@ def test_full_syncs_insert_the_built_in_jumps_once() -> None:
         jumps = [r for r in w.ipt.tables[table][chain] if "-j FLOTILLA-" in r]
         assert len(jumps) == n and '--comment "flotilla service portals"' in jumps[0], (table, chain, jumps)
     assert "-I PREROUTING 1" in w.ipt.restores[0] and "-I PREROUTING" not in w.ipt.restores[1]
+
+
+def test_a_full_sync_requested_during_a_sync_is_not_lost() -> None:
+    w = World()
+    w.put("a", service("a", "10.96.0.5"), endpoints("a", ["10.244.0.2"]))
+    restore = w.ipt.restore
+
+    def restore_and_learn_the_node_cidr(text: str) -> None:
+        restore(text)
+        if len(w.ipt.restores) == 1:  # the Node's podCIDR arrives while iptables works
+            w.syncer.options = ProxyOptions(node_cidr="10.244.0.0/24")
+            w.syncer.request_full()
+
+    w.ipt.restore = restore_and_learn_the_node_cidr  # type: ignore[method-assign]
+    assert asyncio.run(w.syncer.sync_once()) == "full"
+    assert asyncio.run(w.syncer.sync_once()) == "full"
+    assert len(w.ipt.user_chains("nat")["FLOTILLA-HAIRPIN"]) == 254
+    assert asyncio.run(w.syncer.sync_once()) == "none"
+
+
+def test_a_service_moving_onto_the_dns_vip_is_removed_incrementally() -> None:
+    opts = ProxyOptions(dns_vip="10.96.0.10", dns_target="192.168.77.1:53")
+    w, fresh = World(), World()
+    w.syncer.options = fresh.syncer.options = opts
+    w.put("a", service("a", "10.96.0.5", node_port=30001), endpoints("a", ["10.244.0.2", "10.244.0.3"]))
+    w.put("b", service("b", "10.96.0.6"), endpoints("b", []))
+    assert asyncio.run(w.syncer.sync_once()) == "full"
+    for name in ("a", "b"):  # both clusterIPs changed to the DNS VIP
+        svc, ep = w.objs[f"default/{name}"]
+        svc.spec.cluster_ip = "10.96.0.10"
+        w.syncer.mark(f"default/{name}")
+    assert asyncio.run(w.syncer.sync_once()) == "partial"
+    fresh.objs = dict(w.objs)
+    for k in fresh.objs:
+        fresh.syncer.mark(k)
+    asyncio.run(fresh.syncer.sync_once())
+    assert normalized(w.ipt) == normalized(fresh.ipt)
+    text = w.ipt.save()
+    assert "10.96.0.5" not in text and "10.96.0.6" not in text and "FLOTILLA-SVC-" not in text
 
 
 def test_parse_trigger_time() -> None:
