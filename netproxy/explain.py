@@ -81,9 +81,10 @@ def _service_steps(pkt: Packet, sp: ServicePort, options: ProxyOptions, *, marke
                    f"(overall {share}, {float(share):.1%}){hairpin}"
                    + (f" on node {ep.node_name}" if ep.node_name else ""))
     cc = options.cluster_cidr
-    off_cluster = bool(cc) and not _in_cidr(pkt.src_ip, cc) and any(_in_cidr(ep.ip, cc) for ep in sp.endpoints)
+    off_cluster = (bool(cc) and bool(options.service_cidr) and not _in_cidr(pkt.src_ip, cc)
+                   and _in_cidr(sp.cluster_ip, options.service_cidr))
     if off_cluster:
-        out.append(f"nat POSTROUTING -> {POSTROUTING}: source outside {cc}, DNATed to a pod -> {MARK_MASQ}")
+        out.append(f"nat POSTROUTING -> {POSTROUTING}: source outside {cc}, to a cluster IP -> {MARK_MASQ}")
     if marked or off_cluster:
         out.append(f"nat POSTROUTING -> {POSTROUTING}: marked packets are masqueraded (source becomes the host's address)")
     elif hairpin_ok and any(ep.ip == pkt.src_ip for ep in sp.endpoints):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import os
 import socket
 import sys
@@ -30,13 +31,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-sync-period", type=float, default=0.1, help="seconds between syncs at least")
     p.add_argument("--sync-period", type=float, default=300.0, help="seconds between full resyncs")
     p.add_argument("--cluster-cidr", default="", help="pod CIDR; cluster IP traffic from outside it is masqueraded")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
+                   help="the Service CIDR, as the apiserver's flag of that name (default %(default)s)")
     p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument("--cluster-dns", default="", help="the DNS service VIP (10.96.0.10); '' = no DNS")
     p.add_argument("--dns-bind-address", default="", help="ip:port this host's DNS server listens on (default: the Node's InternalIP:53)")
     p.add_argument("--dns-upstream", default="auto", help="resolver for other names (auto: /etc/resolv.conf; '' none)")
     p.add_argument("--cleanup", action="store_true", help="remove every Flotilla chain and rule, then exit")
     p.add_argument("--log-level", default="info")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for flag, value in (("--cluster-cidr", args.cluster_cidr), ("--service-cluster-ip-range",
+                                                                 args.service_cluster_ip_range)):
+        if value:
+            try:
+                ipaddress.IPv4Network(value, strict=False)
+            except ValueError:
+                p.error(f"{flag} {value!r} is not an IPv4 CIDR (like 10.96.0.0/12)")
+    return args
 
 
 def cleanup(ipt: Iptables) -> list[str]:
@@ -68,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     config = ProxyConfig(
         master=args.master, node_name=args.hostname_override, healthz_bind=args.healthz_bind_address,
         backend=args.iptables_backend, min_sync_interval_s=args.min_sync_period, full_resync_s=args.sync_period,
-        cluster_cidr=args.cluster_cidr, cluster_domain=args.cluster_domain, cluster_dns=args.cluster_dns,
+        cluster_cidr=args.cluster_cidr, service_cidr=args.service_cluster_ip_range,
+        cluster_domain=args.cluster_domain, cluster_dns=args.cluster_dns,
         dns_bind=args.dns_bind_address, dns_upstream=args.dns_upstream,
     )
 

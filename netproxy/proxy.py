@@ -53,6 +53,7 @@ class ProxyConfig:
     full_resync_s: float = 300.0
     healthz_stale_s: float = 60.0
     cluster_cidr: str = ""
+    service_cidr: str = "10.96.0.0/12"
     cluster_domain: str = DEFAULT_DOMAIN
     cluster_dns: str = ""  # the DNS service VIP (10.96.0.10); "" = no DNS
     dns_bind: str = ""  # "ip:port" this host's DNS server listens on ("": the Node's InternalIP:53)
@@ -92,7 +93,7 @@ async def run(config: ProxyConfig, *, ready: asyncio.Event, iptables: Iptables |
         endpoints = factory.informer(core_pb2.Endpoints)
         # this node's InternalIP is where DNS listens when --dns-bind-address is not given
         nodes = factory.informer(core_pb2.Node)
-        options = ProxyOptions(cluster_cidr=config.cluster_cidr)
+        options = ProxyOptions(cluster_cidr=config.cluster_cidr, service_cidr=config.service_cidr)
         dns_state = DnsState(config.cluster_domain)
 
         def lookup(key: str) -> tuple[Any | None, Any | None]:

@@ -18,7 +18,8 @@ nat:
   FLOTILLA-MARK-MASQ   sets MASQ_MARK
   FLOTILLA-POSTROUTING masquerades marked packets (jumped to from POSTROUTING); marks
                        hairpin connections (FLOTILLA-HAIRPIN) and, with a cluster
-                       CIDR, connections DNATed to a pod from outside it
+                       CIDR, connections to a cluster IP (conntrack's original
+                       destination in the Service CIDR) from outside it
   FLOTILLA-HAIRPIN     one `-s A -d A` rule per address of this node's pod CIDR: a
                        pod whose connection to a service was DNATed to itself
 filter:
@@ -98,8 +99,11 @@ def jump_spec(target: str, match: str) -> str:
 
 @dataclass(frozen=True)
 class ProxyOptions:
-    # Traffic DNATed to a pod from outside this CIDR is masqueraded ("" = only hairpin and NodePort).
+    # Traffic to a cluster IP from outside this CIDR is masqueraded ("" = only hairpin and NodePort).
     cluster_cidr: str = ""
+    # The Service CIDR (the apiserver's --service-cluster-ip-range): how POSTROUTING
+    # tells a connection to a cluster IP (conntrack's original destination).
+    service_cidr: str = "10.96.0.0/12"
     # This node's pod CIDR (Node spec.podCIDR): its addresses get the hairpin rules ("" = none yet).
     node_cidr: str = ""
     # Cluster DNS: dns_vip:53 (UDP and TCP) is DNATed to dns_target ("ip:port") on this host.
@@ -253,9 +257,11 @@ def render_shared(ports: Iterable[ServicePort], options: ProxyOptions, *,
         cidr = str(ipaddress.ip_network(options.node_cidr, strict=False))
         nat.append(f"-A {POSTROUTING} -s {cidr} -d {cidr} -m conntrack --ctstate DNAT -j {HAIRPIN}")
         nat += [f"-A {HAIRPIN} -s {a}/32 -d {a}/32 -j {MARK_MASQ}" for a in hairpin]
-    if options.cluster_cidr:
-        cc = options.cluster_cidr
-        nat.append(f"-A {POSTROUTING} ! -s {cc} -d {cc} -m conntrack --ctstate DNAT -j {MARK_MASQ}")
+    if options.cluster_cidr and options.service_cidr:
+        # A connection to a cluster IP from outside the cluster CIDR, DNATed to any
+        # endpoint but this host's own addresses (the cluster DNS answers here).
+        nat.append(f"-A {POSTROUTING} ! -s {options.cluster_cidr} -m addrtype ! --dst-type LOCAL "
+                   f"-m conntrack --ctstate DNAT --ctorigdst {options.service_cidr} -j {MARK_MASQ}")
     nat += [
         f"-A {POSTROUTING} -m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN",
         f"-A {POSTROUTING} -j MARK --xor-mark {MASQ_MARK}",

@@ -48,7 +48,7 @@ def test_one_endpoint_is_dnated_by_the_dispatch_rule_and_off_cluster_sources_are
     assert "-d 10.96.0.7/32 --dport 80 -> DNAT 10.244.3.2:8080" in text and "no chain" in text
     assert "(overall 1, 100.0%)" in text and "source 10.244.2.2 kept" in text
     host = explain("10.96.0.7", 80, src="192.168.77.2")
-    assert "source outside 10.244.0.0/16, DNATed to a pod -> FLOTILLA-MARK-MASQ" in host
+    assert "source outside 10.244.0.0/16, to a cluster IP -> FLOTILLA-MARK-MASQ" in host
     assert "marked packets are masqueraded" in host
 
 

@@ -102,7 +102,8 @@ def test_cluster_cidr_masquerade_and_dns_are_decided_once() -> None:
     opts = ProxyOptions(cluster_cidr="10.244.0.0/16", dns_vip="10.96.0.10", dns_target="10.0.0.2:53")
     text = render([sp(), sp("b", ip="10.96.0.6")], options=opts).text
     assert lines_of(text, POSTROUTING)[0] == (
-        f"-A {POSTROUTING} ! -s 10.244.0.0/16 -d 10.244.0.0/16 -m conntrack --ctstate DNAT -j {MARK_MASQ}")
+        f"-A {POSTROUTING} ! -s 10.244.0.0/16 -m addrtype ! --dst-type LOCAL "
+        f"-m conntrack --ctstate DNAT --ctorigdst 10.96.0.0/12 -j {MARK_MASQ}")
     assert "! -s" not in "\n".join(lines_of(text, svc_chain(sp())))
     assert "-d 10.96.0.10/32 -p udp" in text and "--to-destination 10.0.0.2:53" in text
 
