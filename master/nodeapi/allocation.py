@@ -86,9 +86,12 @@ def check_advertise_address(address: str, *, force: bool) -> str:
     return str(ip)
 
 
-def _still_held(reservations: Mapping[str, Reservation], node: str, live_nodes: Set[str],
-                now: _dt.datetime, stale_after_s: float) -> dict[str, Reservation]:
-    """The records that still hold their CIDR and address, with missingSince kept in step."""
+def still_held(reservations: Mapping[str, Reservation], node: str, live_nodes: Set[str],
+               now: _dt.datetime, stale_after_s: float) -> dict[str, Reservation]:
+    """The records that still hold their CIDR and address, with missingSince kept
+    in step (`node`'s own record is kept as it is). Written back even when the
+    registration is refused: otherwise every refused retry would stamp a missing
+    Node afresh, and a deleted node's address or CIDR would never come free."""
     out: dict[str, Reservation] = {}
     for n, r in reservations.items():
         if n == node or n in live_nodes:
@@ -117,7 +120,7 @@ def plan_reservation(
     Raises NodeRefusal (ALREADY_EXISTS: address taken; RESOURCE_EXHAUSTED: no
     CIDR left)."""
     cluster = ipaddress.ip_network(cluster_cidr)
-    valid = _still_held(reservations, node, live_nodes, now, stale_after_s)
+    valid = still_held(reservations, node, live_nodes, now, stale_after_s)
     for other, res in valid.items():
         if other != node and res.address == address:
             raise refuse("ALREADY_EXISTS", f"advertise_address {address} is already used by node {other!r}: "

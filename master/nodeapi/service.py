@@ -37,8 +37,9 @@ from master.nodeapi.allocation import (
     check_node_name,
     parse_reservations,
     plan_reservation,
+    still_held,
 )
-from master.nodeapi.errors import refuse
+from master.nodeapi.errors import NodeRefusal, refuse
 from master.nodeapi.nodeobject import render_node, set_ready
 from protos.coordination.v1 import coordination_pb2
 from protos.core.v1 import core_pb2
@@ -163,11 +164,22 @@ class NodesService(node_pb2_grpc.NodesServicer):
         nodes, _ = await self.registry.list(NODES, Filter(), resource_version="0")
         live = {o.name for o in nodes}
 
+        refused: list[NodeRefusal] = []  # the refusal of the last plan, raised once its stamps are written
+
         def plan(data: Any) -> dict[str, str]:
-            res = plan_reservation(parse_reservations(dict(data)), node, address=address,
-                                   cluster_cidr=cfg.cluster_cidr, node_mask=cfg.node_cidr_mask,
-                                   live_nodes=live, now=self.now(), existing_cidr=existing_cidr,
-                                   stale_after_s=cfg.stale_reservation_s)
+            now = self.now()
+            held = parse_reservations(dict(data))
+            refused.clear()
+            try:
+                res = plan_reservation(held, node, address=address,
+                                       cluster_cidr=cfg.cluster_cidr, node_mask=cfg.node_cidr_mask,
+                                       live_nodes=live, now=now, existing_cidr=existing_cidr,
+                                       stale_after_s=cfg.stale_reservation_s)
+            except NodeRefusal as exc:
+                refused.append(exc)
+                res = still_held(held, node, live, now, cfg.stale_reservation_s)
+                if res == held:
+                    raise  # nothing to record: refuse without a write
             return {n: r.to_json() for n, r in res.items()}
 
         async def mutate(current: StoredObject) -> Any:
@@ -193,6 +205,8 @@ class NodesService(node_pb2_grpc.NodesServicer):
                     if exc2.reason == "AlreadyExists":
                         continue  # another registration created it first: update it instead
                     raise
+            if refused:
+                raise refused[0]  # the missingSince stamps are written; this node is still refused
             return parse_reservations(dict(obj.msg.data))[node].pod_cidr
         raise errors.APIError("could not reserve a pod CIDR: too many concurrent registrations; retry",
                               code=503, reason="ServiceUnavailable")

@@ -213,6 +213,27 @@ async def test_a_status_write_for_a_replaced_pod_is_not_found_and_changes_nothin
             await a.close()
 
 
+async def test_a_refused_registration_still_starts_the_clock_on_a_deleted_nodes_address(etcd_cluster: EtcdCluster) -> None:
+    # A host reinstalled under a new name, same address: refused until the old Node is
+    # deleted and its record has been seen missing for stale_reservation_s, even when
+    # nothing but the refused retries ever looks at the record.
+    config = NodeAPIConfig(heartbeat_period_s=1, lease_duration_s=7, stale_reservation_s=1.0)
+    async with masters(etcd_cluster.endpoints, config=config) as (m,):
+        old, new = [await NodeClient.connect(m.target, node_name=n) for n in ("old-name", "new-name")]
+        try:
+            first = await old.register(_register("old-name", "172.28.4.11"))
+            await old.client.delete(core_pb2.Node, "old-name")
+            with pytest.raises(APIError) as info:
+                await new.register(_register("new-name", "172.28.4.11"))
+            assert info.value.grpc_code == "ALREADY_EXISTS" and "old-name" in info.value.message
+            await asyncio.sleep(1.2)
+            took = await new.register(_register("new-name", "172.28.4.11"))
+            assert took.pod_cidr == first.pod_cidr
+        finally:
+            for cl in (old, new):
+                await cl.close()
+
+
 async def _next(stream: AsyncIterator[node_pb2.PodEvent]) -> node_pb2.PodEvent:
     return await asyncio.wait_for(stream.__anext__(), 10)
 
