@@ -74,6 +74,9 @@ async def test_endpoints_follow_the_live_masters(etcd_cluster: Any) -> None:
                     return with_addresses(cur.msg, ["10.1.0.1", "10.1.0.2", "10.1.0.9"], a.rest_port)
 
                 await a.registry.guaranteed_update(ENDPOINTS, "default", "kubernetes", plant)
+                # and one gone for good (expired long ago): its lease is deleted
+                await a.registry.create(LEASES, LEASE_NAMESPACE,
+                                        master_lease("10.1.0.8", duration_s=1, now=time.time() - 3600))
                 # and a live one that this test renews by hand
                 await a.registry.create(LEASES, LEASE_NAMESPACE,
                                         master_lease("10.1.0.3", duration_s=30, now=time.time()))
@@ -82,6 +85,11 @@ async def test_endpoints_follow_the_live_masters(etcd_cluster: Any) -> None:
                     return await _addresses(a) == ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
 
                 await eventually(dead_out_live_in, what="the dead master out, the live one in", timeout_s=20)
+
+                async def forgotten() -> bool:
+                    return not await _lease_exists(a, "10.1.0.8") and await _lease_exists(a, "10.1.0.9")
+
+                await eventually(forgotten, what="the long-expired lease deleted, the recent one kept", timeout_s=20)
             # b stopped cleanly: gone at once, not after its lease
             t0 = time.monotonic()
             assert "10.1.0.2" not in await _addresses(a) and not await _lease_exists(a, "10.1.0.2")

@@ -11,7 +11,10 @@ Leases instead of raw etcd keys with a TTL: every master renews
 `kube-system/flotilla-apiserver-<its address>` (label
 flotilla.io/apiserver-endpoint, holderIdentity = the address,
 leaseDurationSeconds = 3 x interval) each cycle, and writes into the
-Endpoints the holders of the leases that have not expired (always itself).
+Endpoints the holders of the leases that have not expired (always itself),
+listing the leases inside the Endpoints' compare-and-swap so that a master
+withdrawing meanwhile is never written back. A lease expired for
+FORGET_AFTER_S is deleted.
 So a master that dies leaves the `kubernetes` Service within a lease
 duration, and one that stops cleanly removes its lease and its address at
 once. Lease expiry is judged on each master's own clock (as Kubernetes'
@@ -41,6 +44,8 @@ ENDPOINTS = resource_info("", "endpoints")
 LEASES = resource_info("coordination.k8s.io", "leases")
 LEASE_NAMESPACE = "kube-system"
 LEASE_LABEL = "flotilla.io/apiserver-endpoint"
+# A lease expired this long ago is deleted by whichever master sees it.
+FORGET_AFTER_S = 600.0
 
 
 def desired_service(cluster_ip: str, port: int) -> Any:
@@ -145,32 +150,53 @@ async def _renew_lease(registry: Registry, ip: str, *, duration_s: int) -> None:
     await registry.guaranteed_update(LEASES, LEASE_NAMESPACE, name, renew)
 
 
-async def _set_addresses(registry: Registry, wanted_ips: list[str], port: int) -> None:
+async def _live_masters(registry: Registry, own_ip: str) -> list[str]:
+    selector = parse_label_selector(f"{LEASE_LABEL}=true")
+    leases, _ = await registry.list(LEASES, Filter(namespace=LEASE_NAMESPACE, labels=selector), resource_version="")
+    now = time.time()
+    for lease in leases:  # a master gone for good: its lease goes too, long after it expired
+        spec = lease.msg.spec
+        renewed = spec.renew_time.seconds + spec.renew_time.nanos / 1e9
+        if spec.holder_identity != own_ip and renewed + spec.lease_duration_seconds + FORGET_AFTER_S < now:
+            with contextlib.suppress(errors.APIError):
+                await registry.delete(LEASES, LEASE_NAMESPACE, lease.msg.metadata.name,
+                                      DeleteOptions(precondition_rv=str(lease.rv)))
+    return live_masters([x.msg for x in leases], now=now, own_ip=own_ip)
+
+
+async def _set_addresses(registry: Registry, own_ip: str, port: int) -> None:
+    """The Endpoints := the live masters. The leases are listed after the Endpoints
+    are read, inside the compare-and-swap: a master that withdraws (lease deleted,
+    then its address dropped) in between makes the write conflict and re-list,
+    so it is never written back."""
     try:
         current = (await registry.get(ENDPOINTS, "default", "kubernetes")).msg
     except errors.APIError as exc:
         if exc.code != 404:
             raise
         current = None
-    wanted = with_addresses(current, wanted_ips, port)
+    wanted = with_addresses(current, await _live_masters(registry, own_ip), port)
     if current is None:
-        await registry.create(ENDPOINTS, "default", wanted)
-    elif wanted != current:
+        try:
+            await registry.create(ENDPOINTS, "default", wanted)
+        except errors.APIError as exc:
+            if exc.reason != "AlreadyExists":  # another master's, a moment ago: next cycle
+                raise
+        return
+    if wanted == current:
+        return
 
-        async def put(cur: Any) -> Any:
-            return with_addresses(cur.msg, wanted_ips, port)
+    async def put(cur: Any) -> Any:
+        return with_addresses(cur.msg, await _live_masters(registry, own_ip), port)
 
-        await registry.guaranteed_update(ENDPOINTS, "default", "kubernetes", put)
+    await registry.guaranteed_update(ENDPOINTS, "default", "kubernetes", put)
 
 
 async def ensure_master_service(registry: Registry, *, cluster_ip: str, advertise_ip: str, port: int,
                                 dns_ip: str = "", lease_duration_s: int = 30) -> None:
     await _create_once(registry, "default", desired_service(cluster_ip, port))
     await _renew_lease(registry, advertise_ip, duration_s=lease_duration_s)
-    selector = parse_label_selector(f"{LEASE_LABEL}=true")
-    leases, _ = await registry.list(LEASES, Filter(namespace=LEASE_NAMESPACE, labels=selector), resource_version="")
-    await _set_addresses(registry, live_masters([x.msg for x in leases], now=time.time(), own_ip=advertise_ip),
-                         port)
+    await _set_addresses(registry, advertise_ip, port)
     if dns_ip:
         # Last, and on its own: a Service holding the DNS address (a user's own
         # DNS Service, say) must not keep this master out of the Endpoints above.
