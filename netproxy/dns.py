@@ -37,6 +37,7 @@ from netproxy.dnsrecords import DEFAULT_DOMAIN, Records, lookup
 
 log = logging.getLogger("flotilla.proxy.dns")
 TTL = 5
+MAX_CNAME_CHAIN = 8  # ExternalNames followed inside the cluster before giving up
 
 
 def host_upstream(resolv_conf: Path = Path("/etc/resolv.conf"), *, exclude: tuple[str, ...] = ()) -> str:
@@ -87,7 +88,9 @@ class DnsServer:
         if result[0] == "cname":
             resp.answer.append(dns.rrset.from_text_list(q.name, TTL, "IN", "CNAME", [result[1]]))
             if qtype != "CNAME":
-                resp.answer.extend(await self._chase(result[1], q.rdtype))
+                rrsets, rcode = await self._chase(result[1], q.rdtype)
+                resp.answer.extend(rrsets)
+                resp.set_rcode(rcode)
             return self._fit(query, resp, udp=udp)
         _, ips, srvs = result
         if ips:
@@ -101,21 +104,37 @@ class DnsServer:
                     resp.additional.append(dns.rrset.from_text_list(s.target, TTL, "IN", "A", addrs))
         return self._fit(query, resp, udp=udp)
 
-    async def _chase(self, target: str, rdtype: dns.rdatatype.RdataType) -> list[dns.rrset.RRset]:
-        """The records of an ExternalName's target, as a recursive server gives them
-        after the CNAME (a pod's stub resolver does not follow it): ours for a
-        cluster name, the upstream's for any other; none when there is no answer."""
-        result = lookup(self.records(), target, dns.rdatatype.to_text(rdtype), domain=self.domain)
-        if result[0] == "answer" and result[1]:
-            return [dns.rrset.from_text_list(target, TTL, "IN", "A", result[1])]
-        if result[0] != "forward" or not self.upstream:
-            return []
-        ask = dns.message.make_query(target, rdtype)
-        try:
-            reply = dns.message.from_wire(await self._forward(ask, ask.to_wire()))
-        except Exception:  # a garbled upstream answer is no answer
-            return []
-        return list(reply.answer) if reply.id == ask.id else []
+    async def _chase(self, target: str, rdtype: dns.rdatatype.RdataType) -> tuple[list[dns.rrset.RRset], dns.rcode.Rcode]:
+        """The records after an ExternalName's CNAME, as a recursive server gives
+        them (a pod's stub resolver does not follow it), and the rcode for the end
+        of the chain: ours for cluster names (an ExternalName may point at
+        another), the upstream's for any other; NXDOMAIN when the last name does
+        not exist."""
+        out: list[dns.rrset.RRset] = []
+        qtype = dns.rdatatype.to_text(rdtype)
+        for _ in range(MAX_CNAME_CHAIN):
+            result = lookup(self.records(), target, qtype, domain=self.domain)
+            if result[0] == "cname":
+                out.append(dns.rrset.from_text_list(target, TTL, "IN", "CNAME", [result[1]]))
+                target = result[1]
+                continue
+            if result[0] == "answer":
+                if result[1]:
+                    out.append(dns.rrset.from_text_list(target, TTL, "IN", "A", result[1]))
+                return out, dns.rcode.NOERROR
+            if result[0] == "nxdomain":
+                return out, dns.rcode.NXDOMAIN
+            if result[0] != "forward" or not self.upstream:
+                return out, dns.rcode.NOERROR
+            ask = dns.message.make_query(target, rdtype)
+            try:
+                reply = dns.message.from_wire(await self._forward(ask, ask.to_wire()))
+            except Exception:  # a garbled upstream answer is no answer
+                return out, dns.rcode.NOERROR
+            if reply.id != ask.id or reply.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                return out, dns.rcode.NOERROR
+            return out + list(reply.answer), reply.rcode()
+        return out, dns.rcode.SERVFAIL  # a loop of ExternalNames
 
     def _fit(self, query: dns.message.Message, resp: dns.message.Message, *, udp: bool) -> bytes:
         if not udp:

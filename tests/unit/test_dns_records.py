@@ -44,6 +44,10 @@ def records() -> Records:
     r.merge(compute_records(svc("db", "None"), eps("db", [("10.244.1.2", "db-0"), ("10.244.2.2", "")])))
     r.merge(compute_records(external("mail", "Smtp.Example.org."), None))
     r.merge(compute_records(external("alias", "web.default.svc.cluster.local"), None))
+    r.merge(compute_records(external("alias2", "alias.default.svc.cluster.local"), None))
+    r.merge(compute_records(external("broken", "nope.default.svc.cluster.local"), None))
+    r.merge(compute_records(external("loop1", "loop2.default.svc.cluster.local"), None))
+    r.merge(compute_records(external("loop2", "loop1.default.svc.cluster.local"), None))
     return r
 
 
@@ -101,6 +105,16 @@ async def test_external_name_answers_the_cname_and_its_target() -> None:
     out = dns.message.from_wire(await server.answer(dns.message.make_query("mail.default.svc.cluster.local", "A")
                                                     .to_wire()))
     assert [r.rdtype.name for r in out.answer] == ["CNAME"] and out.rcode() == dns.rcode.NOERROR
+    # a chain of ExternalNames inside the cluster is followed; a dead end is NXDOMAIN; a loop SERVFAIL
+    out = dns.message.from_wire(await server.answer(dns.message.make_query("alias2.default.svc.cluster.local", "A")
+                                                    .to_wire()))
+    assert [r.rdtype.name for r in out.answer] == ["CNAME", "CNAME", "A"] and out.rcode() == dns.rcode.NOERROR
+    out = dns.message.from_wire(await server.answer(dns.message.make_query("broken.default.svc.cluster.local", "A")
+                                                    .to_wire()))
+    assert [r.rdtype.name for r in out.answer] == ["CNAME"] and out.rcode() == dns.rcode.NXDOMAIN
+    out = dns.message.from_wire(await server.answer(dns.message.make_query("loop1.default.svc.cluster.local", "A")
+                                                    .to_wire()))
+    assert out.rcode() == dns.rcode.SERVFAIL
     out = dns.message.from_wire(await server.answer(dns.message.make_query("5.0.96.10.in-addr.arpa", "PTR").to_wire()))
     assert [x.to_text() for x in out.answer[0]] == ["web.default.svc.cluster.local."]
 
