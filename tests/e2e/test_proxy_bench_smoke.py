@@ -31,6 +31,6 @@ def test_programming_table_at_100_services() -> None:
     assert len(rows) == 1, proc.stdout
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
     # 100 one-endpoint services: no chain of their own (the dispatch rule DNATs), 6 shared chains;
-    # rules: 100 dispatch + 4 masquerade/mark + the nodePort jump
-    assert cells[2] == "6" and cells[3] == "105", rows
+    # rules: 100 dispatch + the nodePort jump + 5 masquerade/mark + the hairpin jump and 254 hairpin rules
+    assert cells[2] == "6" and cells[3] == "361", rows
     assert _bench_namespaces() <= before
