@@ -1,4 +1,4 @@
-"""Tests for master/apiserver/patch.py: RFC 7386, RFC 6902 and strategic merge."""
+"""Tests for master/apiserver/patch/: RFC 7386, RFC 6902 and strategic merge."""
 
 from __future__ import annotations
 
