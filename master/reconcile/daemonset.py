@@ -12,13 +12,20 @@ plus the ones Kubernetes adds to daemon pods (`DAEMON_TOLERATIONS`). A pod
 already on a node whose only untolerated taints are NoSchedule keeps running
 there (it is counted misscheduled but not deleted).
 
-Placement: pods get spec.nodeName directly (the pre-1.12 way) AND the
-required node affinity `matchFields metadata.name In [node]` that Kubernetes
-has used since 1.12. A daemon pod's node is decided here, so setting
-nodeName keeps the pod independent of the scheduler (it needs no leader to
-land, as node-critical pods should not); the affinity makes any scheduler
-reading the pod agree. The cost: resource fit is not checked for daemon
-pods (as with pre-1.12 Kubernetes).
+Placement (Kubernetes' ScheduleDaemonSetPods, the only way since 1.17): a
+new pod has no spec.nodeName; the template's required node affinity terms
+are replaced by the single term `matchFields metadata.name In [node]`
+(ReplaceDaemonSetPodNodeNameNodeAffinity), and the scheduler binds it, so
+resource fit, host ports and the rest are checked as for any pod: a daemon
+pod that does not fit its node stays Pending with the scheduler's
+FailedScheduling reasons. No leader is lost by this: the scheduler and the
+DaemonSet controller run behind the same lease. A pod's node (`target_node`,
+Kubernetes' GetTargetNodeName) is spec.nodeName once bound, else the value
+of that matchFields term, so a pod the scheduler has not bound yet counts on
+its node (it is not created twice, it counts in currentNumberScheduled and
+updatedNumberScheduled, not in numberReady), and it goes when its node goes.
+A pod with neither is left alone until the scheduler binds it (Kubernetes
+skips it too).
 
 Revisions: ControllerRevision is not a served kind, so the revision is the
 template hash (`template_hash`) in the pod label controller-revision-hash.
@@ -63,6 +70,26 @@ DAEMON_TOLERATIONS: tuple[tuple[str, str], ...] = (
     ("node.kubernetes.io/unschedulable", "NoSchedule"),
 )
 HOST_NETWORK_TOLERATION = ("node.kubernetes.io/network-unavailable", "NoSchedule")
+NODE_NAME_FIELD = "metadata.name"
+
+
+def target_node(pod: core_pb2.Pod) -> str:
+    """The node a daemon pod is for: spec.nodeName once bound, else its required affinity's node.
+
+    Kubernetes' GetTargetNodeName: the first matchFields requirement `metadata.name In
+    [NODE]` of any required node selector term; one with other than exactly one value is
+    not a node. "" when there is none (the pod is not counted on any node).
+    """
+    if pod.spec.node_name:
+        return pod.spec.node_name
+    affinity = pod.spec.affinity.node_affinity
+    if not affinity.HasField("required_during_scheduling_ignored_during_execution"):
+        return ""
+    for term in affinity.required_during_scheduling_ignored_during_execution.node_selector_terms:
+        for req in term.match_fields:
+            if req.key == NODE_NAME_FIELD and req.operator == "In":
+                return req.values[0] if len(req.values) == 1 else ""
+    return ""
 
 
 # --- eligibility --------------------------------------------------------------------------
@@ -100,7 +127,7 @@ def node_affinity_matches(spec: core_pb2.PodSpec, node: core_pb2.Node) -> bool:
 def _term_matches(term: core_pb2.NodeSelectorTerm, node: core_pb2.Node) -> bool:
     if not term.match_expressions and not term.match_fields:
         return False  # an empty term matches nothing
-    fields = {"metadata.name": node.metadata.name}
+    fields = {NODE_NAME_FIELD: node.metadata.name}
     return (all(_expression(r, node.metadata.labels) for r in term.match_expressions)
             and all(_expression(r, fields) for r in term.match_fields))
 
@@ -128,6 +155,7 @@ def node_should_run(spec: core_pb2.PodSpec, node: core_pb2.Node, *,
 # --- the plan --------------------------------------------------------------------------------
 
 def new_daemon_pod(ds: apps_pb2.DaemonSet, node_name: str, revision: str) -> core_pb2.Pod:
+    """A pod for `node_name`, left for the scheduler to bind (no spec.nodeName)."""
     labels = {REVISION_HASH_LABEL: revision,
               TEMPLATE_GENERATION_LABEL: str(ds.metadata.generation)}
     pod = pod_from_template(ds.spec.template, ds, api_version="apps/v1", kind="DaemonSet",
@@ -139,8 +167,7 @@ def new_daemon_pod(ds: apps_pb2.DaemonSet, node_name: str, revision: str) -> cor
     required = spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
     del required.node_selector_terms[:]
     term = required.node_selector_terms.add()
-    term.match_fields.add(key="metadata.name", operator="In", values=[node_name])
-    spec.node_name = node_name
+    term.match_fields.add(key=NODE_NAME_FIELD, operator="In", values=[node_name])
     return pod
 
 
@@ -157,8 +184,9 @@ def plan_daemonset(
     min_ready = ds.spec.min_ready_seconds
     by_node: dict[str, list[core_pb2.Pod]] = defaultdict(list)
     for pod in pods:
-        if selector_matches(ds.spec.selector, pod.metadata.labels):
-            by_node[pod.spec.node_name].append(pod)
+        node_name = target_node(pod)
+        if node_name and selector_matches(ds.spec.selector, pod.metadata.labels):
+            by_node[node_name].append(pod)
     node_names = {n.metadata.name for n in nodes}
 
     seen: dict[str, bool] = {}
@@ -198,7 +226,9 @@ def plan_daemonset(
             if not should_continue:
                 plan.deletes.extend(p.metadata.name for p in live)
     for name, node_pods in by_node.items():
-        if name not in node_names:  # the node left (or the pod was never placed)
+        # The node left: bound pods have no agent to confirm their end, unbound ones
+        # would never be scheduled (Kubernetes' getUnscheduledPodsWithoutNode).
+        if name not in node_names:
             plan.force_deletes.extend(p.metadata.name for p in node_pods)
 
     desired = len(eligible)
@@ -270,6 +300,8 @@ def _status(
 ) -> apps_pb2.DaemonSetStatus:
     status = copy_message(ds.status)
     status.desired_number_scheduled = len(eligible)
+    # "Scheduled" is Kubernetes' word for "has a daemon pod for it": a pod the scheduler
+    # has not bound yet counts (updateDaemonSetStatus groups by GetTargetNodeName).
     status.current_number_scheduled = sum(1 for live in eligible.values() if live)
     status.number_misscheduled = misscheduled
     status.number_ready = sum(1 for live in eligible.values() if any(is_ready(p) for p in live))

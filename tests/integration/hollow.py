@@ -4,10 +4,10 @@ A `HollowCluster` plays the node agents' part against a real apiserver,
 through the same gRPC Client every component uses:
 
 * it creates one Node per hollow node (Ready, capacity cpu 4 / memory 8Gi /
-  pods 110, an InternalIP on 127.0.2.0/24 so nothing ever routes off the
-  machine) and renews its Lease `kube-node-lease/<node>` every
-  `renew_period_s` (the heartbeat convention: whoever renews the lease sets
-  Ready=True when it is not);
+  pods 110 unless given for the cluster or for one node, an InternalIP on
+  127.0.2.0/24 so nothing ever routes off the machine) and renews its Lease
+  `kube-node-lease/<node>` every `renew_period_s` (the heartbeat convention:
+  whoever renews the lease sets Ready=True when it is not);
 * it watches every pod and, for pods bound to one of its nodes, writes the
   status a healthy agent would: Running, every container running and ready,
   a pod IP from the node's /24, PodScheduled / Initialized / ContainersReady
@@ -70,6 +70,7 @@ class HollowNode:
     name: str
     index: int
     labels: dict[str, str]
+    capacity: dict[str, str] = field(default_factory=dict)
     heartbeating: bool = True
     ip: str = ""
     pod_cidr: str = ""
@@ -119,12 +120,15 @@ class HollowCluster:
     # --- nodes ---------------------------------------------------------------------------
 
     async def add_node(self, *, labels: dict[str, str] | None = None,
-                       taints: list[core_pb2.Taint] | None = None) -> HollowNode:
+                       taints: list[core_pb2.Taint] | None = None,
+                       capacity: dict[str, str] | None = None) -> HollowNode:
+        """A new node; `capacity` replaces the cluster's for this node only."""
         index = next(self._indices)
         name = f"{self.prefix}-{index}"
         node = HollowNode(name, index, {**self.base_labels, **(labels or {}),
                                         "kubernetes.io/hostname": name,
-                                        "kubernetes.io/os": "linux"})
+                                        "kubernetes.io/os": "linux"},
+                          capacity=dict(capacity or self.capacity))
         obj = core_pb2.Node()
         obj.metadata.name = name
         obj.metadata.labels.update(node.labels)
@@ -166,9 +170,9 @@ class HollowCluster:
             new.CopyFrom(current)
             st = new.status
             st.capacity.clear()
-            st.capacity.update(self.capacity)
+            st.capacity.update(node.capacity)
             st.allocatable.clear()
-            st.allocatable.update(self.capacity)
+            st.allocatable.update(node.capacity)
             del st.addresses[:]
             st.addresses.add(type="InternalIP", address=node.ip)
             st.addresses.add(type="Hostname", address=node.name)

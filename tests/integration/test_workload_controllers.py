@@ -5,8 +5,11 @@ ControllerManager with only the controller under test, and hollow nodes
 (tests/integration/hollow.py) that make bound pods Running and Ready and
 remove pods marked for deletion; `binder=True` stands in for the scheduler
 for StatefulSet and Job pods, so each test runs only the controller it is
-about (the scheduler's own tests are tests/integration/test_scheduler.py). Job pods exit with the code
-in their `hollow.flotilla.dev/exit-code` annotation.
+about (the scheduler's own tests are tests/integration/test_scheduler.py).
+DaemonSet tests run the real scheduler: it binds daemon pods, as in
+Kubernetes, and the binder's round robin would ignore their node affinity.
+Job pods exit with the code in their `hollow.flotilla.dev/exit-code`
+annotation.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any, TypeVar
 from master.client import Client
 from master.client.clock import FakeClock
 from master.controllers.manager import ControllerManager
+from master.reconcile.daemonset import target_node
+from master.scheduler import Scheduler
 from protos.apps.v1 import apps_pb2
 from protos.batch.v1 import batch_pb2
 from protos.core.v1 import core_pb2
@@ -36,6 +41,13 @@ async def controllers(client: Client, *names: str, clock: Any = None) -> AsyncIt
                                 options={"job": {"backoff_base_s": 0}})
     async with running(lambda ready: manager.run(ready=ready), what="controllers"):
         yield manager
+
+
+@contextlib.asynccontextmanager
+async def scheduler(client: Client) -> AsyncIterator[Scheduler]:
+    sched = Scheduler(client, seed=1)
+    async with running(lambda ready: sched.run(ready=ready), what="scheduler"):
+        yield sched
 
 
 async def kubectl(url: str, *args: str, timeout_s: float = 60) -> str:
@@ -69,12 +81,8 @@ async def pods_of(client: Client, selector: str) -> list[core_pb2.Pod]:
 
 async def test_daemonset_follows_nodes(etcd_cluster: Any) -> None:
     async with in_process_master(etcd_cluster.endpoints) as m, await Client.connect(m.grpc_target) as client, \
-            hollow_cluster(client, nodes=2) as hc, controllers(client, "daemonset"):
-        ds = apps_pb2.DaemonSet(api_version="apps/v1", kind="DaemonSet")
-        ds.metadata.name, ds.metadata.namespace = "agent", NS
-        ds.spec.selector.match_labels["app"] = "agent"
-        ds.spec.template.CopyFrom(template({"app": "agent"}))
-        await client.create(ds)
+            hollow_cluster(client, nodes=2) as hc, scheduler(client), controllers(client, "daemonset"):
+        await client.create(daemonset("agent"))
 
         async def nodes_running() -> set[str]:
             return {p.spec.node_name for p in await pods_of(client, "app=agent")
@@ -104,6 +112,87 @@ async def test_daemonset_follows_nodes(etcd_cluster: Any) -> None:
 
         await eventually(gone, what="the leaving node's pod removed")
         await eventually(lambda: _ds_status(client, 2), what="DaemonSet status after the node left")
+
+
+def daemonset(name: str, *, cpu: str = "") -> apps_pb2.DaemonSet:
+    ds = apps_pb2.DaemonSet(api_version="apps/v1", kind="DaemonSet")
+    ds.metadata.name, ds.metadata.namespace = name, NS
+    ds.spec.selector.match_labels["app"] = name
+    ds.spec.template.CopyFrom(template({"app": name}))
+    if cpu:
+        ds.spec.template.spec.containers[0].resources.requests["cpu"] = cpu
+    return ds
+
+
+async def test_daemonset_pods_are_bound_by_the_scheduler(etcd_cluster: Any) -> None:
+    async with in_process_master(etcd_cluster.endpoints) as m, await Client.connect(m.grpc_target) as client, \
+            hollow_cluster(client, nodes=2) as hc, scheduler(client), controllers(client, "daemonset"):
+        small = (await hc.add_node(capacity={"cpu": "1", "memory": "8Gi", "pods": "110"})).name
+        await client.create(daemonset("light", cpu="100m"))
+        await client.create(daemonset("heavy", cpu="2"))
+
+        async def all_running(selector: str, count: int) -> list[core_pb2.Pod] | None:
+            pods = [p for p in await pods_of(client, selector) if p.status.phase == "Running"]
+            return pods if len(pods) == count else None
+
+        light = await eventually(lambda: all_running("app=light", 3), what="3 light pods Running")
+        assert sorted(p.spec.node_name for p in light) == sorted(hc.nodes)
+        for p in light:  # created for one node, bound there by the scheduler
+            assert target_node(p) == p.spec.node_name
+            assert p.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution \
+                .node_selector_terms[0].match_fields[0].values == [p.spec.node_name]
+            event = await eventually(lambda p=p: _event(client, p.metadata.name, "Scheduled"),
+                                     what="Scheduled event")
+            assert event.message == f"Successfully assigned {NS}/{p.metadata.name} to {p.spec.node_name}"
+
+        heavy = await eventually(lambda: all_running("app=heavy", 2), what="2 heavy pods Running")
+        assert small not in {p.spec.node_name for p in heavy}
+        (stuck,) = [p for p in await pods_of(client, "app=heavy") if target_node(p) == small]
+        expected = ("0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node "
+                    "affinity/selector. preemption: 0/3 nodes are available: 1 No preemption victims "
+                    "found for incoming pod, 2 Preemption is not helpful for scheduling.")
+
+        async def unschedulable() -> core_pb2.PodCondition | None:
+            p = await client.get(core_pb2.Pod, stuck.metadata.name, namespace=NS)
+            return next((c for c in p.status.conditions if c.type == "PodScheduled" and c.status == "False"), None)
+
+        cond = await eventually(unschedulable, what="PodScheduled=False")
+        assert (cond.reason, cond.message) == ("Unschedulable", expected)
+        event = await eventually(lambda: _event(client, stuck.metadata.name, "FailedScheduling"),
+                                 what="FailedScheduling event")
+        assert (event.type, event.message) == ("Warning", expected)
+
+        # Kubernetes' counts: the Pending pod is "scheduled" (its node has a daemon pod), not ready.
+        counts = (3, 3, 2, 2, 3, 0, 1)
+        got = await eventually(lambda: _counts(client, "heavy", counts), what="heavy DaemonSet status")
+        assert got == counts
+        assert await eventually(lambda: _counts(client, "light", (3, 3, 3, 3, 3, 0, 0)),
+                                what="light DaemonSet status")
+        current = await client.get(core_pb2.Pod, stuck.metadata.name, namespace=NS)
+        assert current.status.phase == "Pending" and not current.spec.node_name
+        assert len(await pods_of(client, "app=heavy")) == 3  # not duplicated while it waits
+
+        await hc.remove_node(small)  # its Pending pod goes with it
+
+        async def stuck_gone() -> bool:
+            return stuck.metadata.name not in {p.metadata.name for p in await pods_of(client, "app=heavy")}
+
+        await eventually(stuck_gone, what="the Pending pod of the removed node deleted")
+        await eventually(lambda: _counts(client, "heavy", (2, 2, 2, 2, 2, 0, 0)),
+                         what="heavy DaemonSet status after the small node left")
+
+
+async def _event(client: Client, name: str, reason: str) -> core_pb2.Event | None:
+    events, _ = await client.list(core_pb2.Event, namespace=NS)
+    return next((e for e in events if e.involved_object.name == name and e.reason == reason), None)
+
+
+async def _counts(client: Client, name: str, want: tuple[int, ...]) -> tuple[int, ...] | None:
+    """(desired, current, ready, available, updated, misscheduled, unavailable) once equal to `want`."""
+    s = (await client.get(apps_pb2.DaemonSet, name, namespace=NS)).status
+    got = (s.desired_number_scheduled, s.current_number_scheduled, s.number_ready, s.number_available,
+           s.updated_number_scheduled, s.number_misscheduled, s.number_unavailable)
+    return got if got == want else None
 
 
 async def _has(nodes_running: Callable[[], Awaitable[set[str]]], node: str) -> bool:

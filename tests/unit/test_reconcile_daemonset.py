@@ -13,6 +13,7 @@ from master.reconcile.daemonset import (
     DAEMON_TOLERATIONS,
     node_should_run,
     plan_daemonset,
+    target_node,
 )
 from master.reconcile.workloadpods import REVISION_HASH_LABEL, template_hash
 from protos.core.v1 import core_pb2
@@ -28,8 +29,21 @@ def pod(name: str, node_name: str, *, rev: str = REV, **kw: Any) -> core_pb2.Pod
                      labels={REVISION_HASH_LABEL: rev}, **kw)
 
 
+def pending(name: str, node_name: str, *, rev: str = REV, **kw: Any) -> core_pb2.Pod:
+    """A daemon pod for `node_name` the scheduler has not bound yet (as new_daemon_pod makes it)."""
+    p = owned_pod(DS, name, kind="DaemonSet", phase="Pending", ready=False,
+                  labels={REVISION_HASH_LABEL: rev}, **kw)
+    _pin(p.spec, node_name)
+    return p
+
+
+def _pin(spec: core_pb2.PodSpec, *values: str, key: str = "metadata.name", operator: str = "In") -> None:
+    term = spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms.add()
+    term.match_fields.add(key=key, operator=operator, values=list(values))
+
+
 def created_nodes(plan: Any) -> list[str]:
-    return sorted(p.spec.node_name for p in plan.creates)
+    return sorted(target_node(p) for p in plan.creates)
 
 
 THREE = [node("n1"), node("n2"), node("n3")]
@@ -61,10 +75,73 @@ def test_plan_daemonset(case: str, nodes: list[core_pb2.Node], pods: list[core_p
     assert sorted(plan.deletes) == deletes, case
 
 
+def _spec(build: Any) -> core_pb2.Pod:
+    p = core_pb2.Pod()
+    build(p.spec)
+    return p
+
+
+def _bound_elsewhere(spec: core_pb2.PodSpec) -> None:
+    _pin(spec, "n2")
+    spec.node_name = "n1"
+
+
+def _with_expression_first(spec: core_pb2.PodSpec) -> None:
+    required = spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
+    required.node_selector_terms.add().match_expressions.add(key="zone", operator="In", values=["a"])
+    _pin(spec, "n2")
+
+
+@pytest.mark.parametrize(("case", "pod_", "want"), [
+    ("bound: spec.nodeName", _spec(lambda s: setattr(s, "node_name", "n1")), "n1"),
+    ("bound wins over the affinity", _spec(_bound_elsewhere), "n1"),
+    ("unbound: matchFields metadata.name In [node]", _spec(lambda s: _pin(s, "n1")), "n1"),
+    ("the term need not be the first", _spec(_with_expression_first), "n2"),
+    ("no affinity", core_pb2.Pod(), ""),
+    ("required affinity without terms",
+     _spec(lambda s: s.affinity.node_affinity.required_during_scheduling_ignored_during_execution.SetInParent()), ""),
+    ("two values are not one node", _spec(lambda s: _pin(s, "n1", "n2")), ""),
+    ("no value", _spec(lambda s: _pin(s)), ""),
+    ("NotIn names no node", _spec(lambda s: _pin(s, "n1", operator="NotIn")), ""),
+    ("another field", _spec(lambda s: _pin(s, "n1", key="metadata.uid")), ""),
+])
+def test_target_node(case: str, pod_: core_pb2.Pod, want: str) -> None:
+    assert target_node(pod_) == want, case
+
+
+@pytest.mark.parametrize(("case", "nodes", "pods", "creates", "deletes"), [
+    ("a pending pod is not duplicated", THREE, [pod("a", "n1"), pending("b", "n2"), pod("c", "n3")], [], []),
+    ("pending everywhere", THREE, [pending("a", "n1"), pending("b", "n2"), pending("c", "n3")], [], []),
+    ("a pending duplicate goes", THREE[:1], [pod("a", "n1"), pending("a2", "n1")], [], ["a2"]),
+    ("only the node without a pod gets one", THREE, [pending("a", "n1")], ["n2", "n3"], []),
+    ("a pending pod of the old revision is replaced", THREE[:1], [pending("a", "n1", rev=OLD)], [], ["a"]),
+    ("no new pod while a pending one terminates", THREE[:1], [pending("a", "n1", terminating=True)], [], []),
+    ("a pending pod on a node that no longer matches goes",
+     [node("n1", taints=[("dedicated", "NoExecute")])], [pending("a", "n1")], [], ["a"]),
+])
+def test_pending_pods_count_on_their_node(case: str, nodes: list[core_pb2.Node], pods: list[core_pb2.Pod],
+                                          creates: list[str], deletes: list[str]) -> None:
+    plan = plan_daemonset(DS, nodes, pods, now=NOW)
+    assert created_nodes(plan) == creates, case
+    assert sorted(plan.deletes) == deletes and plan.force_deletes == [], case
+
+
+def test_pending_pods_status() -> None:
+    s = plan_daemonset(DS, THREE, [pod("a", "n1"), pending("b", "n2"), pending("c", "n3", rev=OLD)], now=NOW).status
+    assert (s.desired_number_scheduled, s.current_number_scheduled, s.number_ready, s.number_available,
+            s.updated_number_scheduled, s.number_misscheduled, s.number_unavailable) == (3, 3, 1, 1, 2, 0, 2)
+
+
+def test_pod_without_a_node_is_left_alone() -> None:
+    stray = owned_pod(DS, "s", kind="DaemonSet", phase="Pending", labels={REVISION_HASH_LABEL: REV})
+    plan = plan_daemonset(DS, THREE[:1], [stray], now=NOW)
+    assert created_nodes(plan) == ["n1"] and plan.deletes == [] and plan.force_deletes == []
+
+
 def test_pods_on_a_node_that_left_are_force_deleted() -> None:
-    plan = plan_daemonset(DS, THREE[:1], [pod("a", "n1"), pod("c", "gone"), pod("d", "gone", terminating=True)],
-                          now=NOW)
-    assert plan.force_deletes == ["c", "d"] and plan.deletes == []
+    pods = [pod("a", "n1"), pod("c", "gone"), pod("d", "gone", terminating=True), pending("e", "gone")]
+    plan = plan_daemonset(DS, THREE[:1], pods, now=NOW)
+    assert plan.force_deletes == ["c", "d", "e"] and plan.deletes == []
     assert plan.status.desired_number_scheduled == 1 and plan.status.number_misscheduled == 0
 
 
@@ -95,13 +172,23 @@ def test_match_fields_and_gt() -> None:
 
 
 def test_created_pod_shape() -> None:
-    plan = plan_daemonset(DS, [node("n1")], [], now=NOW)
+    ds = daemonset()
+    ds.spec.template.spec.node_selector["disk"] = "ssd"
+    required = ds.spec.template.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
+    required.node_selector_terms.add().match_expressions.add(key="zone", operator="In", values=["a"])
+    required.node_selector_terms.add().match_expressions.add(key="zone", operator="In", values=["b"])
+    plan = plan_daemonset(ds, [node("n1", labels={"disk": "ssd", "zone": "a"})], [], now=NOW)
     (p,) = plan.creates
-    assert p.metadata.generate_name == "ds-" and p.spec.node_name == "n1"
-    assert p.metadata.labels[REVISION_HASH_LABEL] == REV and p.metadata.labels["app"] == "x"
+    assert p.metadata.generate_name == "ds-" and p.spec.node_name == ""  # the scheduler binds it
+    assert dict(p.spec.node_selector) == {"disk": "ssd"}  # kept: the node matches it anyway
+    assert target_node(p) == "n1"
+    rev = template_hash(ds.spec.template)
+    assert p.metadata.labels[REVISION_HASH_LABEL] == rev and p.metadata.labels["app"] == "x"
     ref = p.metadata.owner_references[0]
     assert (ref.kind, ref.uid, ref.controller, ref.block_owner_deletion) == ("DaemonSet", "ds-uid", True, True)
+    # Kubernetes' ReplaceDaemonSetPodNodeNameNodeAffinity: the template's terms give way to one.
     terms = p.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
+    assert len(terms) == 1 and not terms[0].match_expressions
     assert [(f.key, f.operator, list(f.values)) for f in terms[0].match_fields] == [("metadata.name", "In", ["n1"])]
     have = {(t.key, t.effect) for t in p.spec.tolerations if t.operator == "Exists"}
     assert set(DAEMON_TOLERATIONS) <= have
@@ -146,6 +233,9 @@ def test_rolling_update_surge() -> None:
     # then the next node surges
     plan = plan_daemonset(ds, nodes, [pod("q0", "n0"), old[1]], now=NOW)
     assert created_nodes(plan) == ["n1"] and plan.deletes == []
+    # its new pod not bound yet: it surges already, the old pod stays, nothing more is created
+    plan = plan_daemonset(ds, nodes, [pod("q0", "n0"), old[1], pending("q1", "n1")], now=NOW)
+    assert plan.creates == [] and plan.deletes == []
 
 
 def test_on_delete_leaves_old_pods() -> None:
@@ -192,7 +282,7 @@ def test_rolling_update_bounds(actions: list[tuple[str, int]], surge: bool, budg
     live: dict[str, core_pb2.Pod] = {f"p{i}": pod(f"p{i}", f"n{i}", rev=rev) for i in range(6)}
     counter = iter(range(10_000))
     for action, arg in actions:
-        on_node = [p for p in live.values() if p.spec.node_name == f"n{arg}"]
+        on_node = [p for p in live.values() if target_node(p) == f"n{arg}"]
         if action == "image":
             ds.spec.template.spec.containers[0].image = f"nginx:{arg + 2}"
         elif action == "gone":
@@ -225,7 +315,7 @@ def test_rolling_update_bounds(actions: list[tuple[str, int]], surge: bool, budg
 
 
 def _live_on(live: dict[str, core_pb2.Pod], node_name: str) -> list[core_pb2.Pod]:
-    return [p for p in live.values() if p.spec.node_name == node_name
+    return [p for p in live.values() if target_node(p) == node_name
             and not p.metadata.HasField("deletion_timestamp")]
 
 

@@ -21,6 +21,7 @@ from master.client.informer import ADDED, DELETED, MODIFIED, InformerFactory, Wa
 from master.controllers.base import ControllerContext
 from master.controllers.daemonset import DaemonSetController
 from master.controllers.statefulset import StatefulSetController
+from master.reconcile.daemonset import target_node
 from protos.apps.v1 import apps_pb2
 from protos.core.v1 import core_pb2
 from tests.unit.workload_builders import daemonset, node, statefulset
@@ -167,7 +168,7 @@ async def test_lagging_informer_does_not_double_create() -> None:
         await settle()
         api.put(node("n3"))
         await settle()
-        assert sorted(p.spec.node_name for p in pods(api)) == ["n1", "n2", "n3"]
+        assert sorted(target_node(p) for p in pods(api)) == ["n1", "n2", "n3"]
 
 
 async def test_status_written_only_when_changed() -> None:

@@ -10,12 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from master.reconcile.daemonset import new_daemon_pod
 from master.scheduler.algorithm import compute_decision, nodes_to_find
 from master.scheduler.explanation import render_explanation, same_explanation
 from master.scheduler.framework import SKIP, Status
 from master.scheduler.message import compute_fit_message
 from master.scheduler.plugins import default_profile
 from tests.unit.scheduler.builders import info, node, pod, snap
+from tests.unit.workload_builders import daemonset
 
 UNREACH = [{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
            {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]
@@ -34,6 +36,19 @@ def test_kubernetes_example_message() -> None:
         "0/3 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, "
         "2 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for "
         "scheduling, 2 No preemption victims found for incoming pod.")
+
+
+def test_daemon_pod_goes_to_its_node_only_if_it_fits() -> None:
+    ds = daemonset()
+    ds.spec.template.spec.containers[0].resources.requests["cpu"] = "2"
+    nodes = [node("n1", cpu="4"), node("small", cpu="1"), node("n3", cpu="8")]
+    assert decide(nodes, [], new_daemon_pod(ds, "n1", "rev")).node == "n1"  # not the emptier n3
+    d = decide(nodes, [], new_daemon_pod(ds, "small", "rev"))
+    assert d.node is None  # not forced onto its node: it stays Pending
+    assert d.message == (
+        "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector. "
+        "preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, "
+        "2 Preemption is not helpful for scheduling.")
 
 
 @pytest.mark.parametrize(("failures", "expected"), [
