@@ -55,8 +55,8 @@ def cmd_explain(args: argparse.Namespace, get: Callable[[str], Any]) -> int:
         ports += compute_service_ports(svc, _parse(ep_doc, core_pb2.Endpoints) if ep_doc else None)
     addrs = {n["metadata"]["name"]: [a["address"] for a in n.get("status", {}).get("addresses", [])] for n in nodes}
     own = addrs.get(pod.spec.node_name, [""])
-    node_cidr = next((n.get("spec", {}).get("podCIDR", "") for n in nodes
-                      if n["metadata"]["name"] == pod.spec.node_name), "")
+    spec: dict[str, Any] = next((n.get("spec", {}) for n in nodes if n["metadata"]["name"] == pod.spec.node_name), {})
+    node_cidr = spec.get("podCIDR") or next(iter(spec.get("podCIDRs") or []), "")  # as the proxy reads it
     options = ProxyOptions(cluster_cidr=args.cluster_cidr, node_cidr=node_cidr, dns_vip=args.cluster_dns,
                            dns_target=f"{own[0]}:53" if own and own[0] else "the node's DNS")
     pkt = Packet(pod.status.pod_ip, pod.spec.node_name, dst, int(port_text), args.protocol.upper())

@@ -109,7 +109,7 @@ class DnsServer:
         them (a pod's stub resolver does not follow it), and the rcode for the end
         of the chain: ours for cluster names (an ExternalName may point at
         another), the upstream's for any other; NXDOMAIN when the last name does
-        not exist."""
+        not exist, SERVFAIL when the upstream is missing or fails."""
         out: list[dns.rrset.RRset] = []
         qtype = dns.rdatatype.to_text(rdtype)
         for _ in range(MAX_CNAME_CHAIN):
@@ -124,15 +124,17 @@ class DnsServer:
                 return out, dns.rcode.NOERROR
             if result[0] == "nxdomain":
                 return out, dns.rcode.NXDOMAIN
-            if result[0] != "forward" or not self.upstream:
+            if result[0] != "forward":
                 return out, dns.rcode.NOERROR
+            if not self.upstream:  # as for any outside name: a failure the client may retry
+                return out, dns.rcode.SERVFAIL
             ask = dns.message.make_query(target, rdtype)
             try:
                 reply = dns.message.from_wire(await self._forward(ask, ask.to_wire()))
             except Exception:  # a garbled upstream answer is no answer
-                return out, dns.rcode.NOERROR
+                return out, dns.rcode.SERVFAIL
             if reply.id != ask.id or reply.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                return out, dns.rcode.NOERROR
+                return out, dns.rcode.SERVFAIL  # the upstream failed or timed out (our SERVFAIL)
             return out + list(reply.answer), reply.rcode()
         return out, dns.rcode.SERVFAIL  # a loop of ExternalNames
 

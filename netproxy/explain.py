@@ -55,7 +55,8 @@ def _target_text(sp: ServicePort) -> str:
     return f"-> {svc_chain(sp)}" if has_chain(sp) else f"-> DNAT {sp.endpoints[0].ip}:{sp.endpoints[0].port}"
 
 
-def _service_steps(pkt: Packet, sp: ServicePort, options: ProxyOptions, *, marked: bool) -> list[str]:
+def _service_steps(pkt: Packet, sp: ServicePort, options: ProxyOptions, *, marked: bool,
+                   local_addresses: frozenset[str] = frozenset()) -> list[str]:
     """From the port's target (its SVC chain, or the DNAT of its one endpoint) to POSTROUTING."""
     out: list[str] = []
     if has_chain(sp):
@@ -81,8 +82,11 @@ def _service_steps(pkt: Packet, sp: ServicePort, options: ProxyOptions, *, marke
                    f"(overall {share}, {float(share):.1%}){hairpin}"
                    + (f" on node {ep.node_name}" if ep.node_name else ""))
     cc = options.cluster_cidr
+    # the rule matches the original destination (a cluster IP, not a nodePort's node
+    # address) and not a DNAT to this host's own address
     off_cluster = (bool(cc) and bool(options.service_cidr) and not _in_cidr(pkt.src_ip, cc)
-                   and _in_cidr(sp.cluster_ip, options.service_cidr))
+                   and _in_cidr(pkt.dst_ip, options.service_cidr)
+                   and not all(ep.ip in local_addresses for ep in sp.endpoints))
     if off_cluster:
         out.append(f"nat POSTROUTING -> {POSTROUTING}: source outside {cc}, to a cluster IP -> {MARK_MASQ}")
     if marked or off_cluster:
@@ -116,7 +120,8 @@ def explain_path(
                 return out + ["  no rule (no ready endpoints)",
                               f"filter {SERVICES}: REJECT icmp-port-unreachable ({sp.key} has no endpoints)"]
             return out + [f"  -d {sp.cluster_ip}/32 --dport {sp.port} {_target_text(sp)}"] + \
-                _service_steps(pkt, sp, options, marked=False)
+                _service_steps(pkt, sp, options, marked=False,
+                               local_addresses=frozenset(node_addresses.get(pkt.src_node, [])))
     owner = next((n for n, addrs in node_addresses.items() if pkt.dst_ip in addrs), "")
     if owner:
         for sp in ports:

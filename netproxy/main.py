@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sync-period", type=float, default=300.0, help="seconds between full resyncs")
     p.add_argument("--cluster-cidr", default="", help="pod CIDR; cluster IP traffic from outside it is masqueraded")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
-                   help="the Service CIDR, as the apiserver's flag of that name (default %(default)s)")
+                   help="the Service CIDR: must be the apiserver's flag of that name (default %(default)s); "
+                        "with --cluster-cidr, connections to it from outside the cluster CIDR are masqueraded")
     p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument("--cluster-dns", default="", help="the DNS service VIP (10.96.0.10); '' = no DNS")
     p.add_argument("--dns-bind-address", default="", help="ip:port this host's DNS server listens on (default: the Node's InternalIP:53)")

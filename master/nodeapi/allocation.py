@@ -94,7 +94,10 @@ def still_held(reservations: Mapping[str, Reservation], node: str, live_nodes: S
     Node afresh, and a deleted node's address or CIDR would never come free."""
     out: dict[str, Reservation] = {}
     for n, r in reservations.items():
-        if n == node or n in live_nodes:
+        if n == node:  # replaced by a fresh record when the registration succeeds
+            out[n] = r
+            continue
+        if n in live_nodes:
             out[n] = replace(r, missing_since=None) if r.missing_since is not None else r
             continue
         since = r.missing_since or now

@@ -18,8 +18,9 @@ are replaced by the single term `matchFields metadata.name In [node]`
 (ReplaceDaemonSetPodNodeNameNodeAffinity), and the scheduler binds it, so
 resource fit, host ports and the rest are checked as for any pod: a daemon
 pod that does not fit its node stays Pending with the scheduler's
-FailedScheduling reasons. No leader is lost by this: the scheduler and the
-DaemonSet controller run behind the same lease. A pod's node (`target_node`,
+FailedScheduling reasons. Daemon pods need a running scheduler, as in
+Kubernetes (inside flotilla-master it shares the controllers' lease; a
+standalone one holds kube-system/flotilla-scheduler). A pod's node (`target_node`,
 Kubernetes' GetTargetNodeName) is spec.nodeName once bound, else the value
 of that matchFields term, so a pod the scheduler has not bound yet counts on
 its node (it is not created twice, it counts in currentNumberScheduled and

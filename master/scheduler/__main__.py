@@ -59,7 +59,11 @@ async def amain(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not (0 < args.leader_elect_retry_period < args.leader_elect_renew_deadline < args.leader_elect_lease_duration):
+        parser.error("--leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration "
+                     "is required")
     setup_logging(level=args.log_level, fmt=args.log_format)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(until_signalled(amain(args)))  # SIGTERM too: the lease is released on the way out

@@ -102,6 +102,17 @@ def test_a_deleted_nodes_reservation_is_held_for_a_while_after_it_is_first_seen_
     assert again["in-flight"].missing_since is None and again["deleted-just-now"].missing_since == NOW
 
 
+def test_the_registering_nodes_own_stamp_is_kept_when_it_is_refused() -> None:
+    from master.nodeapi.allocation import still_held
+
+    res = {"x": Reservation("10.244.1.0/24", "172.28.0.5", OLD, missing_since=OLD),
+           "y": Reservation("10.244.2.0/24", "172.28.0.6", OLD)}
+    with pytest.raises(NodeRefusal):
+        _plan(res, "x", "172.28.0.6", live={"y"})  # x asks for y's address
+    # what the service writes on that refusal: x's clock keeps running
+    assert still_held(res, "x", {"y"}, NOW, 60.0) == res
+
+
 def test_exhausted_cluster_cidr() -> None:
     res = {"b": Reservation("10.244.0.0/24", "172.28.0.12", NOW)}
     with pytest.raises(NodeRefusal) as info:
