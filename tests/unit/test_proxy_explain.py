@@ -55,6 +55,9 @@ def test_one_endpoint_is_dnated_by_the_dispatch_rule_and_off_cluster_sources_are
 def test_node_port_of_another_node_and_no_endpoints_and_dns_and_nothing() -> None:
     text = explain("192.168.77.1", 30080)
     assert "routed to node h1" in text and "FLOTILLA-NODEPORTS --dport 30080" in text and "masqueraded" in text
+    # a nodePort's original destination is a node address: the off-cluster rule is not what marks it
+    host = explain("192.168.77.1", 30080, src="192.168.77.2")
+    assert "to a cluster IP" not in host and "FLOTILLA-MARK-MASQ" in host
     assert "REJECT" in explain("10.96.0.6", 80)
     assert "cluster DNS: DNAT 192.168.77.2:53" in explain("10.96.0.10", 53)
     assert "no Flotilla rule matches" in explain("8.8.8.8", 53)
