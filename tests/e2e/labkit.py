@@ -24,8 +24,21 @@ from typing import Any
 
 import docker
 
+from deploy.dockerd import ensure_dockerd
 from deploy.etcd_cluster import free_port_block
 from tests.integration.harness import REPO, free_port
+
+
+def docker_ready() -> docker.APIClient:
+    """dockerd running (started when it is not) and the test image built: a client to it."""
+    import asyncio
+
+    from node_agent.runtime.docker import DockerRuntime
+    from node_agent.runtime.interface import TEST_IMAGE
+
+    ensure_dockerd()
+    asyncio.run(DockerRuntime().ensure_image(TEST_IMAGE))
+    return docker.APIClient(version="auto", timeout=60)
 
 
 def run_cmd(args: list[str], env: dict[str, str], *, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -21,20 +21,22 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import docker
-
-from deploy.dockerd import ensure_dockerd
-from deploy.etcd_cluster import free_port_block
 from node_agent.runtime.interface import TEST_IMAGE
-from tests.e2e.labkit import api_json, fetch_from_host, leftovers, pod_ready, run_cmd, wait_for
-from tests.integration.harness import free_port
+from tests.e2e.labkit import (
+    Lab,
+    api_json,
+    docker_ready,
+    fetch_from_host,
+    leftovers,
+    pod_ready,
+    run_cmd,
+    wait_for,
+)
 
 HEARTBEAT_S, GRACE_S, EVICTION_S = 1, 4, 5
 
@@ -87,28 +89,12 @@ def _fetch_service(kenv: dict[str, str], pod: dict[str, Any]) -> str:
 
 
 def test_deployment_spreads_and_survives_a_lost_host(tmp_path: Path) -> None:
-    ensure_dockerd()
-    api = docker.APIClient(version="auto", timeout=60)
-    import asyncio
-
-    from node_agent.runtime.docker import DockerRuntime
-
-    asyncio.run(DockerRuntime().ensure_image(TEST_IMAGE))
-
-    lab_id = "f" + uuid.uuid4().hex[:5]
-    lab_dir = tmp_path / "lab"
-    subnet = f"172.31.{uuid.uuid4().int % 200 + 20}.0/24"
-    env = dict(os.environ, FLOTILLA_LAB_DIR=str(lab_dir), HOME=str(tmp_path))
-    kenv = dict(env, KUBECONFIG=str(tmp_path / "kubeconfig"))
-    rest, grpc_port = free_port(), free_port()
-    nodes = [f"{lab_id}-n{i}" for i in (1, 2, 3)]
-    flotctl = [sys.executable, "-m", "flotctl.main"]
+    api = docker_ready()
+    lab = Lab(tmp_path, prefix="f", octet2=31)
+    lab_id, lab_dir, kenv, rest, nodes = lab.lab_id, lab.lab_dir, lab.kenv, lab.rest, lab.nodes
     try:
-        up = run_cmd(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
-                                "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(free_port_block()),
-                                "--rest-port", str(rest), "--grpc-port", str(grpc_port),
-                                "--heartbeat-period-s", str(HEARTBEAT_S), "--node-grace-s", str(GRACE_S),
-                                "--eviction-s", str(EVICTION_S)], env)
+        up = lab.up("--heartbeat-period-s", str(HEARTBEAT_S), "--node-grace-s", str(GRACE_S),
+                    "--eviction-s", str(EVICTION_S))
         assert up.returncode == 0, up.stdout + up.stderr
 
         manifest = tmp_path / "web.yaml"
@@ -165,7 +151,7 @@ def test_deployment_spreads_and_survives_a_lost_host(tmp_path: Path) -> None:
         rollout = run_cmd(["kubectl", "rollout", "status", "deployment/web", "--timeout=60s"], kenv, timeout=90)
         assert rollout.returncode == 0, rollout.stdout + rollout.stderr
     finally:
-        down = run_cmd(flotctl + ["lab", "down"], env)
+        down = lab.flotctl("lab", "down")
         left = leftovers(lab_id, lab_dir, nodes, api)
         api.close()
     assert down.returncode == 0, down.stdout + down.stderr

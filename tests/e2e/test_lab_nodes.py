@@ -21,19 +21,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import docker
 
-from deploy.dockerd import ensure_dockerd
-from deploy.etcd_cluster import free_port_block
 from node_agent.runtime.interface import TEST_IMAGE
-from tests.e2e.labkit import api_json, lab_process_alive, leftovers, run_cmd
-from tests.integration.harness import free_port
+from tests.e2e.labkit import Lab, api_json, docker_ready, lab_process_alive, leftovers, run_cmd
 
 
 def _pod(name: str, node: str, containers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -109,30 +104,16 @@ def _wait_route(netns: str, text: str, *, present: bool, timeout_s: float = 30) 
 
 
 def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
-    ensure_dockerd()
-    api = docker.APIClient(version="auto", timeout=60)
-    import asyncio
-
-    from node_agent.runtime.docker import DockerRuntime
-
-    asyncio.run(DockerRuntime().ensure_image(TEST_IMAGE))
-
-    lab_id = "e" + uuid.uuid4().hex[:5]
-    lab_dir = tmp_path / "lab"
-    subnet = f"172.30.{uuid.uuid4().int % 200 + 20}.0/24"
-    env = dict(os.environ, FLOTILLA_LAB_DIR=str(lab_dir), HOME=str(tmp_path))
-    rest, grpc_port = free_port(), free_port()
-    nodes = [f"{lab_id}-n{i}" for i in (1, 2, 3)]
-    flotctl = [sys.executable, "-m", "flotctl.main"]
-    base = free_port_block()
+    api = docker_ready()
+    lab = Lab(tmp_path, prefix="e", octet2=30)
+    lab_id, lab_dir, rest, nodes = lab.lab_id, lab.lab_dir, lab.rest, lab.nodes
+    subnet = lab.subnet
     try:
-        up = run_cmd(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
-                                "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
-                                "--rest-port", str(rest), "--grpc-port", str(grpc_port)], env)
+        up = lab.up()
         assert up.returncode == 0, up.stdout + up.stderr
         assert "export KUBECONFIG=" in up.stdout and f"node {nodes[2]}: Ready" in up.stdout
 
-        status = run_cmd(flotctl + ["lab", "status"], env)
+        status = lab.flotctl("lab", "status")
         assert status.returncode == 0, status.stdout + status.stderr
         assert status.stdout.count("node Ready") == 3
 
@@ -170,7 +151,7 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, out
             time.sleep(0.5)
         # The master (root namespace) reaches the agent through the root leg: kubectl exec.
-        kenv = dict(env, KUBECONFIG=str(tmp_path / "kubeconfig"))
+        kenv = lab.kenv
         ex = run_cmd(["kubectl", "exec", "web", "-c", "sidecar", "--", "cat", "/tmp/got"], kenv, timeout=60)
         assert ex.returncode == 0 and "flotilla test image" in ex.stdout, ex.stdout + ex.stderr
         ex = run_cmd(["kubectl", "exec", "web", "-c", "http", "--", "cat", "/etc/hostname"], kenv, timeout=60)
@@ -192,9 +173,7 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         ids_before = sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"}))
         _stop_pid(json.loads((lab_dir / "state.json").read_text())["agents"][nodes[0]], signal.SIGKILL)
         assert sorted(c["Id"] for c in api.containers(filters={"label": f"flotilla.node={nodes[0]}"})) == ids_before
-        again = run_cmd(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
-                                   "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
-                                   "--rest-port", str(rest), "--grpc-port", str(grpc_port)], env)
+        again = lab.up()
         assert again.returncode == 0, again.stdout + again.stderr
         assert f"agent {nodes[1]}: already running" in again.stdout
         time.sleep(3)  # let the restarted agent resync its pods
@@ -214,9 +193,7 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
         api_json(rest, "DELETE", f"/api/v1/nodes/{nodes[2]}")
         route3 = f"{cidrs[nodes[2]]} via "
         _wait_route(f"{lab_id}-{nodes[0]}", route3, present=False)
-        again = run_cmd(flotctl + ["lab", "up", "--nodes", "3", "--lab-id", lab_id, "--subnet", subnet,
-                                   "--node-prefix", f"{lab_id}-n", "--etcd-base-port", str(base),
-                                   "--rest-port", str(rest), "--grpc-port", str(grpc_port)], env)
+        again = lab.up()
         assert again.returncode == 0, again.stdout + again.stderr
         assert api_json(rest, "GET", f"/api/v1/nodes/{nodes[2]}")["spec"]["podCIDR"] == cidrs[nodes[2]]
         _wait_route(f"{lab_id}-{nodes[0]}", route3, present=True)
@@ -229,7 +206,7 @@ def test_three_hosts_pod_network_and_lab_down(tmp_path: Path) -> None:
             recorded = {}
         pids = [recorded.get("master_pid", 0), *recorded.get("agents", {}).values(),
                 *recorded.get("proxies", {}).values()]
-        down = run_cmd(flotctl + ["lab", "down"], env)
+        down = lab.flotctl("lab", "down")
         left = leftovers(lab_id, lab_dir, nodes, api, subnet)
         left += [f"process {pid}" for pid in pids if pid and lab_process_alive(pid)]
         api.close()

@@ -35,7 +35,6 @@ copied to <tmp_path>/logs before `lab down` removes them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
@@ -48,13 +47,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
-
-from deploy.dockerd import ensure_dockerd
 from node_agent.runtime.interface import TEST_IMAGE
 from tests.e2e.labkit import (
     Lab,
     api_json,
+    docker_ready,
     fetch_from_host,
     node_address,
     pod_ready,
@@ -279,11 +276,7 @@ def _keep_logs(lab: Lab) -> None:
 
 def test_services_on_the_lab(tmp_path: Path) -> None:
     started = time.monotonic()
-    ensure_dockerd()
-    api = docker.APIClient(version="auto", timeout=60)
-    from node_agent.runtime.docker import DockerRuntime
-
-    asyncio.run(DockerRuntime().ensure_image(TEST_IMAGE))
+    api = docker_ready()
     lab = Lab(tmp_path, prefix="s", octet2=29)
     host1, host2, host3 = lab.nodes
     try:
