@@ -26,6 +26,7 @@ from master.controllers.replicaset import ensure_index
 from master.reconcile import deployment as dep
 from master.reconcile import deployment_rollout as roll
 from master.reconcile import replicaset as rsr
+from master.reconcile.workloadpods import without_owner
 from protos.apps.v1 import apps_pb2
 from protos.core.v1 import core_pb2
 
@@ -142,10 +143,9 @@ class DeploymentController(Controller):
             except (Conflict, NotFound):
                 continue
         for rs in claims.release:
-            new = _copy(rs)
-            keep = [r for r in new.metadata.owner_references if r.uid != d.metadata.uid]
-            del new.metadata.owner_references[:]
-            new.metadata.owner_references.extend(keep)
+            new = without_owner(rs, d.metadata.uid)
+            if new is None:
+                continue
             try:
                 await self.client.update(new)
             except (Conflict, NotFound):

@@ -33,6 +33,7 @@ from master.client.store import object_key, split_key
 from master.controllers.base import Controller, ControllerContext
 from master.controllers.kindtable import Kind, all_kinds, by_owner_ref
 from master.reconcile import garbagecollector as gc
+from master.reconcile.workloadpods import without_owner
 
 
 class GarbageCollector(Controller):
@@ -206,16 +207,9 @@ class GarbageCollector(Controller):
         kind, dep = found
         namespace, name = split_key(dep_key.partition("|")[2])
         for _ in range(5):
-            new = type(dep)()
-            new.CopyFrom(dep)
-            kept = [r for r in new.metadata.owner_references if r.uid != owner_uid]
-            if len(kept) == len(new.metadata.owner_references):
+            new = without_owner(dep, owner_uid)
+            if new is None:
                 return
-            copies = [type(r)() for r in kept]
-            for c, r in zip(copies, kept, strict=True):
-                c.CopyFrom(r)
-            del new.metadata.owner_references[:]
-            new.metadata.owner_references.extend(copies)
             try:
                 await self.client.update(new)
                 return

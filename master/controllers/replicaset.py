@@ -29,6 +29,7 @@ from master.client.errors import APIError, Conflict, NotFound
 from master.client.store import object_key, split_key
 from master.controllers.base import Controller, ControllerContext
 from master.reconcile import replicaset as rs
+from master.reconcile.workloadpods import without_owner
 from protos.apps.v1 import apps_pb2
 from protos.core.v1 import core_pb2
 from protos.meta.v1 import meta_pb2
@@ -254,11 +255,9 @@ class ReplicaSetController(Controller):
 
     async def _release(self, owner: Any, pods: list[core_pb2.Pod]) -> None:
         for pod in pods:
-            new = core_pb2.Pod()
-            new.CopyFrom(pod)
-            keep = [r for r in new.metadata.owner_references if r.uid != owner.metadata.uid]
-            del new.metadata.owner_references[:]
-            new.metadata.owner_references.extend(keep)
+            new = without_owner(pod, owner.metadata.uid)
+            if new is None:
+                continue
             try:
                 await self.client.update(new)
             except (Conflict, NotFound):

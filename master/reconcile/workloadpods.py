@@ -236,3 +236,15 @@ def copy_message(msg: Message) -> Any:
     new = type(msg)()
     new.CopyFrom(msg)
     return new
+
+
+def without_owner(obj: Message, owner_uid: str) -> Any | None:
+    """A copy of `obj` without its owner reference to `owner_uid` (releasing it
+    from that owner); None when it has none."""
+    kept = [r for r in obj.metadata.owner_references if r.uid != owner_uid]  # type: ignore[attr-defined]
+    if len(kept) == len(obj.metadata.owner_references):  # type: ignore[attr-defined]
+        return None
+    new = copy_message(obj)
+    del new.metadata.owner_references[:]
+    new.metadata.owner_references.extend(kept)
+    return new
