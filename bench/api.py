@@ -9,7 +9,10 @@ baseline taken in the same run against the same etcd:
    and 50 concurrent clients, beside the same operation on raw etcd;
 2. write throughput: pod creates/s at 50 clients (half over REST, half over
    gRPC) beside raw etcd Puts/s of the same value size at the same
-   concurrency; then every pod gets a Running status over gRPC, as an agent
+   concurrency, and beside the floor: Puts/s through bench/relay.py, a
+   grpc.aio relay that does nothing but forward each call to etcd as one
+   Put (no Python apiserver on this machine can beat it); then every pod
+   gets a Running status over gRPC, as an agent
    would write it. Each write phase also reports the cores the master, the
    etcd members and this client used (and the CPU-ms per write), and the
    master's etcd RPCs and watch events per create (from its /metrics);
@@ -59,6 +62,7 @@ import grpc  # noqa: E402
 from aetcd import rpc  # noqa: E402
 from google.protobuf import any_pb2  # noqa: E402
 
+from bench.relay import METHOD as RELAY_METHOD  # noqa: E402
 from deploy.etcd_cluster import EtcdCluster, free_port_block  # noqa: E402
 from master.storage.etcd import EtcdStore, grpc_target  # noqa: E402
 from protos.api.v1 import objects_pb2, objects_pb2_grpc  # noqa: E402
@@ -258,6 +262,7 @@ class Bench:
     etcd_pids: list[int] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     rss: dict[str, float] = field(default_factory=dict)  # when -> MiB
+    helpers: dict[str, int] = field(default_factory=dict)  # other processes whose CPU counts: name -> PID
 
     def key(self, resource: str, namespace: str, name: str = "") -> str:
         return f"{self.master.prefix}/registry/{resource}/{namespace}/{name}"
@@ -281,6 +286,8 @@ class Bench:
         out = {"master": self.master_cpu_s()}
         for i, pid in enumerate(self.etcd_pids):
             out[f"etcd{i}"] = proc_cpu_s(pid)
+        for name, pid in self.helpers.items():
+            out[name] = proc_cpu_s(pid)
         out["client"] = time.process_time()
         out["machine"] = machine_cpu_s()
         return out
@@ -435,6 +442,9 @@ async def throughput(b: Bench) -> None:
         kv = await b.store.get(b.key("pods", PODS_NS, pod_name(0)))
         assert kv is not None
         put_rate, cpu["raw etcd Puts"] = await raw_put_rate(b, value=kv.value)
+        async with relay(b) as relay_put:
+            relay_rate, cpu["relay Puts"] = await b.cores_during(rate_for(
+                b.sizes.put_window_s, w, lambda k, j: relay_put(kv.value)))
         txn_rate, cpu["raw etcd create txns"] = await b.cores_during(rate_for(
             b.sizes.put_window_s, w, lambda k, j: b.store.create(f"{RAW_PREFIX}/txn/{k}/{j}", kv.value)))
         status_rate, cpu["gRPC status updates"] = await b.timed_cores(n, timed_clients(
@@ -446,13 +456,17 @@ async def throughput(b: Bench) -> None:
         b.add(section, f"pod creates/s over {face}, {w} clients (master CPU {cores:.2f} cores)", f"{rate:.0f}",
               base, target=f"≥ 0.5x (got {ratio:.2f}x)", met=ratio >= 0.5,
               numbers={"per_s": rate, "base_per_s": put_rate, "ratio": ratio, "master_cores": cores})
+    ratio = relay_rate / put_rate
+    b.add(section, f"floor: Puts/s through a do-nothing grpc.aio relay, {w} clients (bench/relay.py)",
+          f"{relay_rate:.0f}", base, target=f"{ratio:.2f}x: the bound for this stack",
+          numbers={"per_s": relay_rate, "base_per_s": put_rate, "ratio": ratio})
     status_cores = cpu["gRPC status updates"]["master"]
     b.add(section, f"pod status updates/s over gRPC, {w} clients (master CPU {status_cores:.2f} cores)",
           f"{status_rate:.0f}", base, numbers={"per_s": status_rate, "master_cores": status_cores})
     b.add(section, f"raw etcd create txns/s, {w} clients (the apiserver's write)", f"{txn_rate:.0f}", base,
           numbers={"per_s": txn_rate})
     rates = {"REST creates": rest_rate, "gRPC creates": grpc_rate, "raw etcd Puts": put_rate,
-             "raw etcd create txns": txn_rate, "gRPC status updates": status_rate}
+             "relay Puts": relay_rate, "raw etcd create txns": txn_rate, "gRPC status updates": status_rate}
     report_cpu(b, cpu, rates)
     for face, before, after, count in (("REST", counts[0], counts[1], half), ("gRPC", counts[1], counts[2], n - half)):
         # The /metrics GET between phases is a request too, but it reads no etcd.
@@ -468,10 +482,12 @@ def report_cpu(b: Bench, cpu: dict[str, dict[str, float]], rates: dict[str, floa
     for phase, cores in cpu.items():
         rate = rates[phase]
         etcd = sum(v for k, v in cores.items() if k.startswith("etcd"))
-        parts = [("master", cores["master"]), ("etcd (3 members)", etcd), ("bench client", cores["client"])]
+        # The relay phase's server is the relay; the master idles through it.
+        server = "relay" if "relay" in cores else "master"
+        parts = [(server, cores[server]), ("etcd (3 members)", etcd), ("bench client", cores["client"])]
         text = " / ".join(f"{v:.2f} ({v / rate * 1e3:.2f})" for _, v in parts)
         members = ", ".join(f"{cores[k]:.2f}" for k in sorted(cores) if k.startswith("etcd"))
-        b.add(section, f"{phase} at {rate:.0f}/s: master / etcd / client", text,
+        b.add(section, f"{phase} at {rate:.0f}/s: {server} / etcd / client", text,
               f"machine {cores['machine']:.2f} of {os.cpu_count()} cores; members {members}",
               numbers={"rate": rate, **cores})
 
@@ -495,6 +511,30 @@ async def raw_put_rate(b: Bench, *, value: bytes) -> tuple[float, dict[str, floa
             lambda k, j: kv.Put(rpc.PutRequest(key=f"{RAW_PREFIX}/put/{k}/{j}".encode(), value=value))))
     finally:
         await channel.close()
+
+
+@contextlib.asynccontextmanager
+async def relay(b: Bench) -> AsyncIterator[Callable[[bytes], Awaitable[object]]]:
+    """bench/relay.py as a subprocess, its CPU counted as "relay"; yields its Put call."""
+    target = await grpc_target(b.endpoints)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).with_name("relay.py")), "--etcd", target,
+        "--key-prefix", f"{RAW_PREFIX}/relay", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        if not line.strip().isdigit():
+            raise RuntimeError(f"bench/relay.py did not start (exit {await proc.wait()})")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{int(line)}") as channel:
+            b.helpers["relay"] = proc.pid
+            try:
+                yield channel.unary_unary(RELAY_METHOD)
+            finally:
+                del b.helpers["relay"]
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()
 
 
 # --- 3. LIST of all the pods ------------------------------------------------------------------
