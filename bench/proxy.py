@@ -137,9 +137,9 @@ async def programming(size: int, n_endpoints: int, backend: str) -> dict[str, fl
         await syncer.sync_once()
         full_s = time.perf_counter() - t
         adds, add_restores = [], []
-        for k in range(ADDS):  # one service at a time, each its own incremental sync: the median
-            objs[f"bench/new{k}"] = service(size + 1 + k, n_endpoints)
-            syncer.mark(f"bench/new{k}")
+        for i in range(ADDS):  # one service at a time, each its own incremental sync: the median
+            objs[f"bench/new{i}"] = service(size + 1 + i, n_endpoints)
+            syncer.mark(f"bench/new{i}")
             t = time.perf_counter()
             await syncer.sync_once()
             adds.append(time.perf_counter() - t)

@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -153,7 +153,7 @@ async def eventually(check: Callable[[], Awaitable[T]], *, timeout_s: float = 30
 
 @contextlib.asynccontextmanager
 async def running(
-    run: Callable[[asyncio.Event], Awaitable[object]], *, what: str, timeout_s: float = 30,
+    run: Callable[[asyncio.Event], Coroutine[Any, Any, object]], *, what: str, timeout_s: float = 30,
     quiet_exit: bool = False,
 ) -> AsyncIterator[None]:
     """Run `run(ready)` as a task for the body; fail if it dies or is not ready in time.
