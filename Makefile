@@ -28,7 +28,7 @@ test-e2e: deps
 
 lint: deps
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy master netproxy flotctl deploy node_agent bench protos/codec.py
+	$(VENV)/bin/mypy master netproxy flotctl deploy node_agent bench protos/codec.py protos/resources.py
 	$(VENV)/bin/lint-imports
 
 protos: deps

@@ -18,7 +18,7 @@ import platform
 import sys
 from typing import Any
 
-from master.apiserver.resources import GROUP_VERSIONS, ResourceInfo, in_group_version
+from protos.resources import GROUP_VERSIONS, ResourceInfo, in_group_version
 
 # The Kubernetes version Flotilla speaks. kubectl's dispatcher on this project's
 # machines picks the client from `minor`; 31 keeps kubectl on JSON request bodies

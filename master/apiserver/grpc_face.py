@@ -25,12 +25,12 @@ from master.apiserver import errors
 from master.apiserver.metrics import Metrics
 from master.apiserver.objects import StoredObject
 from master.apiserver.registry import DeleteOptions, Registry
-from master.apiserver.resources import ResourceInfo, lookup
 from master.apiserver.rest.handlers import bind_pod, make_filter
 from master.apiserver.rest.query import propagation_policy
 from protos.api.v1 import objects_pb2, objects_pb2_grpc
 from protos.codec import from_dict
 from protos.meta.v1 import meta_pb2
+from protos.resources import ResourceInfo, lookup
 
 log = logging.getLogger(__name__)
 STATUS_TRAILER = "flotilla-status-bin"

@@ -22,9 +22,9 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from master.apiserver.resources import ResourceInfo
 from master.apiserver.selectors import object_fields
 from protos.codec import to_dict
+from protos.resources import ResourceInfo
 
 
 class StoredObject:

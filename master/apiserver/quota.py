@@ -41,9 +41,9 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from master.apiserver import errors
-from master.apiserver.resources import ResourceInfo, lookup
 from master.apiserver.watchcache import Filter
 from master.reconcile import resourcequota as rq
+from protos.resources import ResourceInfo, lookup
 
 if TYPE_CHECKING:
     from master.apiserver.objects import StoredObject

@@ -42,10 +42,10 @@ from master.apiserver.admission.tolerations import (
 )
 from master.apiserver.objects import StoredObject, decode_from_store, encode_for_store
 from master.apiserver.quota import QuotaAdmission
-from master.apiserver.resources import RESOURCES, ResourceInfo, lookup
 from master.apiserver.watchcache import CacheWatcher, Filter, NotReady, TooOld, WatchCaches
 from master.storage import errors as store_errors
 from master.storage.interface import Store
+from protos.resources import RESOURCES, ResourceInfo, lookup
 
 log = logging.getLogger(__name__)
 

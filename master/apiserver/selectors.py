@@ -10,7 +10,7 @@ defines them, and the label key/value rules they share with metadata.labels:
   commas, values escaped with backslashes (`\\,` `\\=` `\\\\`); which fields a
   resource supports is the caller's list.
 Pure: no I/O and no API types. Reading field values out of an object is
-`object_fields`; which fields exist per resource is resources.py's business.
+`object_fields`; which fields exist per resource is protos/resources.py's business.
 
 Every problem with a selector, whatever the input, is a `SelectorError`
 (the apiserver answers 400 with its message); nothing else is raised.

@@ -40,7 +40,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from master.apiserver.objects import StoredObject
-from master.apiserver.resources import ResourceInfo
 from master.apiserver.watchfanout import (  # noqa: F401 (re-exported: the cache's public types)
     ADDED,
     BOOKMARK,
@@ -58,6 +57,7 @@ from master.apiserver.watchfanout import (  # noqa: F401 (re-exported: the cache
 )
 from master.storage import errors as store_errors
 from master.storage.interface import EventType, Store
+from protos.resources import ResourceInfo
 
 log = logging.getLogger(__name__)
 

@@ -1,19 +1,23 @@
 """Which collection a message class lives in: proto full name -> (group, resource, namespaced).
 
 The client addresses objects by ResourceRef (group, plural resource,
-namespace) and is handed message classes, so it needs this small table. It
-is a copy of the facts in master/apiserver/resources.py, which the client
-must not import (node_agent and netproxy import master.client, and only
-that, from master). A unit test checks the two agree; when the registry
-moves to a shared module this file becomes a view of it.
+namespace) and is handed message classes, so it needs these three facts per
+kind. KINDS is a view of the resource registry (protos/resources.py), keyed
+by the message's full protobuf name; the registry is the only list of kinds.
+It lives in protos/ rather than master.apiserver so that this module, which
+node_agent and netproxy reach through master.client, may read it.
 
-Pure: no I/O, no generated-code imports (names only).
+Pure: no I/O, no generated-code imports (the registry holds names only and
+loads message classes lazily).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
+
+from protos.resources import RESOURCES
 
 
 class KindInfo(NamedTuple):
@@ -22,31 +26,13 @@ class KindInfo(NamedTuple):
     namespaced: bool
 
 
-KINDS: Mapping[str, KindInfo] = {
-    # core/v1
-    "flotilla.core.v1.Pod": KindInfo("", "pods", True),
-    "flotilla.core.v1.Node": KindInfo("", "nodes", False),
-    "flotilla.core.v1.Namespace": KindInfo("", "namespaces", False),
-    "flotilla.core.v1.Service": KindInfo("", "services", True),
-    "flotilla.core.v1.Endpoints": KindInfo("", "endpoints", True),
-    "flotilla.core.v1.ConfigMap": KindInfo("", "configmaps", True),
-    "flotilla.core.v1.Secret": KindInfo("", "secrets", True),
-    "flotilla.core.v1.Event": KindInfo("", "events", True),
-    "flotilla.core.v1.ReplicationController": KindInfo("", "replicationcontrollers", True),
-    "flotilla.core.v1.ResourceQuota": KindInfo("", "resourcequotas", True),
-    # apps/v1
-    "flotilla.apps.v1.Deployment": KindInfo("apps", "deployments", True),
-    "flotilla.apps.v1.ReplicaSet": KindInfo("apps", "replicasets", True),
-    "flotilla.apps.v1.DaemonSet": KindInfo("apps", "daemonsets", True),
-    "flotilla.apps.v1.StatefulSet": KindInfo("apps", "statefulsets", True),
-    # batch/v1
-    "flotilla.batch.v1.Job": KindInfo("batch", "jobs", True),
-    "flotilla.batch.v1.CronJob": KindInfo("batch", "cronjobs", True),
-    # coordination.k8s.io/v1
-    "flotilla.coordination.v1.Lease": KindInfo("coordination.k8s.io", "leases", True),
-}
+# Read-only: the client copies it (with its extra_kinds) rather than adding to it.
+KINDS: Mapping[str, KindInfo] = MappingProxyType(
+    {r.proto: KindInfo(r.group, r.resource, r.namespaced) for r in RESOURCES}
+)
 
 POD = "flotilla.core.v1.Pod"
+# Not a stored resource (the pods/binding subresource's body), so not in KINDS.
 BINDING = "flotilla.core.v1.Binding"
 
 

@@ -29,7 +29,6 @@ from master.apiserver import errors
 from master.apiserver.grpc_face import _abort
 from master.apiserver.objects import StoredObject
 from master.apiserver.registry import DeleteOptions, Registry
-from master.apiserver.resources import ResourceInfo, lookup
 from master.apiserver.rest.handlers import make_filter
 from master.apiserver.watchcache import Filter
 from master.nodeapi.allocation import (
@@ -44,6 +43,7 @@ from master.nodeapi.nodeobject import render_node, set_ready
 from protos.coordination.v1 import coordination_pb2
 from protos.core.v1 import core_pb2
 from protos.node.v1 import node_pb2, node_pb2_grpc
+from protos.resources import ResourceInfo, lookup
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -30,11 +30,11 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from master.apiserver.resources import lookup
 from master.apiserver.server import APIServer, APIServerConfig
 from master.storage.interface import Store
 from protos.api.v1 import objects_pb2, objects_pb2_grpc
 from protos.core.v1 import core_pb2
+from protos.resources import lookup
 from tests.integration.harness import InProcessMaster, in_process_master
 
 CM = "/api/v1/namespaces/default/configmaps"

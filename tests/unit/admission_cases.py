@@ -10,8 +10,8 @@ import pytest
 
 from master.apiserver.admission import admit_create, admit_update
 from master.apiserver.errors import APIError
-from master.apiserver.resources import RESOURCES, ResourceInfo
 from protos.codec import from_dict, to_dict
+from protos.resources import RESOURCES, ResourceInfo
 
 NOW = datetime(2024, 5, 2, 12, 0, 0, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from master.apiserver.admission.quantity import (
     parse_quantity,
 )
 from master.apiserver.admission.strategies import STRATEGIES
-from master.apiserver.resources import RESOURCES
+from protos.resources import RESOURCES
 from tests.unit.admission_cases import (
     DELETE,
     assert_cause,

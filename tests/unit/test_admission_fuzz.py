@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from master.apiserver.admission import admit_create, admit_update
 from master.apiserver.errors import APIError
-from master.apiserver.resources import RESOURCES
 from protos.codec import DecodeError, from_dict, to_dict
 from protos.flotilla import options_pb2
+from protos.resources import RESOURCES
 from tests.unit.admission_cases import NOW, info_for
 
 WORDS = [

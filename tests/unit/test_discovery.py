@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from master.apiserver import discovery, resources
+from master.apiserver import discovery
+from protos import resources
 
 GROUP_VERSIONS = sorted({(r.group, r.version) for r in resources.RESOURCES})
 NAMED_GROUPS = sorted({r.group for r in resources.RESOURCES if r.group})

@@ -27,12 +27,12 @@ from google.protobuf.message import Message
 from hypothesis import given
 from hypothesis import strategies as st
 
-from master.apiserver.resources import RESOURCES
 from protos.apps.v1 import apps_pb2
 from protos.batch.v1 import batch_pb2
 from protos.coordination.v1 import coordination_pb2
 from protos.core.v1 import core_pb2
 from protos.flotilla import options_pb2
+from protos.resources import RESOURCES
 
 SCHEMA_MODULES = (core_pb2, apps_pb2, batch_pb2, coordination_pb2)
 

@@ -9,12 +9,12 @@ import pytest
 
 from master.apiserver.admission.tolerations import add_default_tolerations
 from master.apiserver.registry import gc_finalizers
-from master.apiserver.resources import lookup
 from master.reconcile import garbagecollector as gc
 from master.reconcile import namespace as nsplan
 from master.reconcile import nodelifecycle as nl
 from protos.coordination.v1 import coordination_pb2
 from protos.core.v1 import core_pb2
+from protos.resources import lookup
 
 T0 = _dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=_dt.UTC)
 

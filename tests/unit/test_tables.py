@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from master.apiserver import resources, tables
+from master.apiserver import tables
+from protos import resources
 
 NOW = datetime(2024, 5, 2, 12, 0, 0, tzinfo=UTC)
 CREATED = "2024-05-02T11:55:00Z"  # five minutes before NOW

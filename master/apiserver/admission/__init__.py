@@ -21,7 +21,7 @@ from master.apiserver import errors
 from master.apiserver.admission import meta as meta_rules
 from master.apiserver.admission.strategies import strategy_for
 from master.apiserver.errors import Cause
-from master.apiserver.resources import ResourceInfo
+from protos.resources import ResourceInfo
 
 # Kinds whose metadata.generation Kubernetes maintains (a controller reports
 # status.observedGeneration against it); others leave it unset.

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from master.apiserver.errors import Cause, invalid, required
-from master.apiserver.resources import ResourceInfo
+from protos.resources import ResourceInfo
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from master.apiserver import errors
-from master.apiserver.resources import ResourceInfo
 from protos.codec import DecodeError, from_dict
+from protos.resources import ResourceInfo
 
 JSON = "application/json"
 YAML = "application/yaml"

@@ -19,7 +19,6 @@ from master.apiserver import patch as patching
 from master.apiserver.objects import StoredObject
 from master.apiserver.patchschema import schema_for
 from master.apiserver.registry import DeleteOptions, Registry, parse_resource_version, resource_info
-from master.apiserver.resources import ResourceInfo
 from master.apiserver.rest import body as bodies
 from master.apiserver.rest import query as q
 from master.apiserver.rest import responses as out
@@ -33,6 +32,7 @@ from master.apiserver.selectors import (
 from master.apiserver.watchcache import Filter
 from protos.codec import DecodeError, from_dict
 from protos.meta.v1 import meta_pb2
+from protos.resources import ResourceInfo
 
 PODS = resource_info("", "pods")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from master.apiserver import errors
-from master.apiserver.resources import ResourceInfo, lookup
+from protos.resources import ResourceInfo, lookup
 
 
 @dataclass(frozen=True)

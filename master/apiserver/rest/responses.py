@@ -12,7 +12,7 @@ from aiohttp import web
 
 from master.apiserver import errors, tables
 from master.apiserver.objects import StoredObject
-from master.apiserver.resources import ResourceInfo
+from protos.resources import ResourceInfo
 
 JSON_CT = "application/json"
 TABLE_CT = "application/json;as=Table;v=v1;g=meta.k8s.io"

@@ -27,7 +27,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from master.apiserver import resources
 from master.apiserver.tables import core, pods, workloads
 from master.apiserver.tables.cells import (
     _EMPTY,
@@ -43,6 +42,7 @@ from master.apiserver.tables.cells import (
     human_duration,
 )
 from master.apiserver.tables.pods import _POD_ROW_CONDITIONS, _pod_cells
+from protos import resources
 
 __all__ = ["INCLUDE_OBJECT_CHOICES", "column_definitions", "human_duration", "one_row_table",
            "row_cells", "table", "table_row"]

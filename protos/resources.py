@@ -1,13 +1,21 @@
-"""The resource registry: every kind the apiserver serves, and its facts.
+"""The resource registry: every kind the API serves, and its facts.
 
 One `ResourceInfo` per resource (plural) names its group/version, kind,
 scope, discovery short names and categories, subresources, the fields a field
-selector may use, and the protobuf message that holds it. REST routing,
-discovery, the gRPC face, the watch cache and admission all read this table;
-nothing else keeps a list of kinds.
+selector may use, the protobuf message that holds it, and where the apiserver
+keeps it in etcd (`etcd_prefix`, `key`). The apiserver's REST routing,
+discovery, gRPC face, watch cache and admission read this table, and so does
+master.client (`kinds.py`, proto full name -> group/resource/scope); nothing
+else keeps a list of kinds.
 
-It must not import the generated protobuf modules at import time of callers
-that only need names (discovery, tests): `message_class()` imports lazily.
+It lives in protos/, beside the schema it describes, because both sides need
+it and node_agent and netproxy must not import master.apiserver. So it must
+not import anything from master/ (an import-linter contract says so), and it
+must not import the generated protobuf modules at import time: callers that
+only need names (the client, discovery) never load them, and
+`message_class()` imports lazily.
+
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -16,8 +24,6 @@ import importlib
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
-
-VERBS_NAMESPACED = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
 @dataclass(frozen=True)
