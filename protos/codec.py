@@ -124,6 +124,14 @@ def format_micro_time(seconds: int, nanos: int) -> str:
     return f"{stamp}.{nanos // 1000:06d}Z"
 
 
+def _map_of(value: _Conv) -> _Conv:
+    return lambda m: {k: value(v) for k, v in m.items()}
+
+
+def _list_of(elem: _Conv) -> _Conv:
+    return lambda seq: [elem(x) for x in seq]
+
+
 def _field_conv(fd: FieldDescriptor) -> tuple[str, _Conv]:
     hit = _field_conv_cache.get(fd)
     if hit is not None:
@@ -138,11 +146,11 @@ def _field_conv(fd: FieldDescriptor) -> tuple[str, _Conv]:
         if vconv is _identity:
             conv: _Conv = dict
         else:
-            conv = lambda m, vc=vconv: {k: vc(v) for k, v in m.items()}  # noqa: E731
+            conv = _map_of(vconv)
     else:
         elem = _message_conv(fd.message_type) if fd.message_type else _scalar_conv(fd)
         if fd.is_repeated:
-            conv = list if elem is _identity else (lambda seq, ec=elem: [ec(x) for x in seq])
+            conv = list if elem is _identity else _list_of(elem)
         else:
             conv = elem
     hit = (fd.json_name, conv)
