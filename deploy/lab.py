@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protos import resources
 from deploy.labnet import LabNetPlan, create_lab_net, destroy_lab_net, netns_exec, plan_lab_hosts
 
 Say = Callable[[str], None]
@@ -241,13 +242,16 @@ def _ensure_local_images(say: Say) -> None:
 
 
 def collection_path(doc: dict[str, Any]) -> str:
-    """The REST collection an object is POSTed to (enough for the demo's kinds)."""
+    """The REST collection an object is POSTed to, from the resource registry."""
     api_version, kind = doc["apiVersion"], doc["kind"]
+    group = api_version.rpartition("/")[0]
+    info = resources.by_kind(group, kind)
+    if info is None:
+        raise ValueError(f"{api_version} {kind} is not a kind Flotilla serves")
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    plural = kind.lower() + ("" if kind.endswith("s") else "s")
-    if kind in ("Namespace", "Node"):
-        return f"{base}/{plural}"
-    return f"{base}/namespaces/{doc.get('metadata', {}).get('namespace', 'default')}/{plural}"
+    if not info.namespaced:
+        return f"{base}/{info.resource}"
+    return f"{base}/namespaces/{doc.get('metadata', {}).get('namespace', 'default')}/{info.resource}"
 
 
 def apply_manifest(rest_port: int, path: Path, say: Say) -> int:
@@ -258,7 +262,12 @@ def apply_manifest(rest_port: int, path: Path, say: Say) -> int:
         if not doc:
             continue
         kind, name = doc.get("kind", "?"), doc.get("metadata", {}).get("name", "?")
-        req = urllib.request.Request(f"http://127.0.0.1:{rest_port}{collection_path(doc)}",
+        try:
+            collection = collection_path(doc)
+        except (KeyError, ValueError) as exc:
+            say(f"demo: {kind.lower()}/{name}: {exc}")
+            return 1
+        req = urllib.request.Request(f"http://127.0.0.1:{rest_port}{collection}",
                                      data=json.dumps(doc).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
         try:
