@@ -46,8 +46,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protos import resources
 from deploy.labnet import LabNetPlan, create_lab_net, destroy_lab_net, netns_exec, plan_lab_hosts
+from protos import resources
 
 Say = Callable[[str], None]
 LABEL_NODE = "flotilla.node"  # node_agent.runtime.interface.LABEL_NODE
