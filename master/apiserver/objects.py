@@ -90,6 +90,18 @@ class StoredObject:
             self._fields = object_fields(self.as_dict(), self.info.all_field_selectors())
         return self._fields
 
+    def superseded(self) -> None:
+        """A newer version (or a delete) replaced this one in the watch cache.
+
+        It lives on in the watch history only, where replays read its watch
+        lines, protobuf bytes and selector fields. The JSON dict (two thirds
+        of a pod's memory here) and its encoding serve reads of the current
+        state, so they are dropped; anyone who still asks gets them rebuilt
+        from the message.
+        """
+        self._dict = None
+        self._json = None
+
     def copy_msg(self) -> Any:
         out = type(self.msg)()
         out.CopyFrom(self.msg)

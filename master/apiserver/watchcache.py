@@ -11,6 +11,11 @@ Semantics (KUBECTL.md §1.6, Kubernetes' watch cache):
 * watch from N: every change after N, replayed from history when N is
   older than the cache's revision; N older than the history holds -> 410
   Gone (`TooOld`), and the client re-lists;
+* the history keeps what Kubernetes' watch cache keeps: the events of the
+  last 75 s (its eventFreshDuration), at least the last 100 events however
+  old, at most `history_size`. A disconnected client that comes back
+  within that window resumes; memory follows the rate of change, not the
+  hours a busy resource has been changing;
 * selectors are applied per watcher on the old and new object: an object
   that starts matching arrives as ADDED, one that stops as DELETED;
 * a watcher whose queue grows past its limit is closed (the client
@@ -35,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -61,6 +67,11 @@ from protos.resources import ResourceInfo
 
 log = logging.getLogger(__name__)
 
+# Kubernetes' watch cache keeps events this recent (eventFreshDuration) ...
+HISTORY_FRESH_S = 75.0
+# ... and never fewer than this many, however old (its lower bound capacity).
+HISTORY_MIN = 100
+
 
 class TooOld(Exception):
     """The requested resourceVersion is older than the history: 410 Gone."""
@@ -86,7 +97,9 @@ class WatchCache:
         *,
         decode: DecodeFn,
         history_size: int = 10_000,
+        history_fresh_s: float = HISTORY_FRESH_S,
         watcher_limit: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.info = info
@@ -94,6 +107,9 @@ class WatchCache:
         self._objects: dict[str, StoredObject] = {}
         self._history: deque[CacheEvent] = deque(maxlen=history_size)
         self._history_rvs: deque[int] = deque(maxlen=history_size)
+        self._history_times: deque[float] = deque(maxlen=history_size)  # clock() at each event
+        self._history_fresh_s = history_fresh_s
+        self._clock = clock
         self._watchers: set[CacheWatcher] = set()
         # Watchers matched one by one (every watcher not in a group).
         self._solo: set[CacheWatcher] = set()
@@ -153,6 +169,7 @@ class WatchCache:
         self._sorted_keys = None
         self._history.clear()
         self._history_rvs.clear()
+        self._history_times.clear()
         self.rv = rev
         self._oldest_rv = rev
         self._ready.set()
@@ -175,12 +192,17 @@ class WatchCache:
                 self._sorted_keys = None
             last = prev if prev is not None else self._decode(ev.key, ev.value, ev.revision)
             self._emit(CacheEvent(DELETED, last.with_rv(ev.revision), prev, ev.revision))
+        if prev is not None:
+            prev.superseded()  # history only from now on: keep it small
 
     def _emit(self, ev: CacheEvent) -> None:
         if len(self._history) == self._history.maxlen and self._history:
             self._oldest_rv = self._history[0].rv
+        now = self._clock()
         self._history.append(ev)
         self._history_rvs.append(ev.rv)
+        self._history_times.append(now)
+        self._drop_stale_history(now)
         self.rv = ev.rv
         for w in list(self._solo):
             w.deliver(ev)
@@ -191,6 +213,15 @@ class WatchCache:
                     g.pending.append((ev.type, ev.obj))
                     self._mark_dirty(g)
         self._notify_progress()
+
+    def _drop_stale_history(self, now: float) -> None:
+        """Forget events older than the fresh window, keeping the last HISTORY_MIN."""
+        stale_before = now - self._history_fresh_s
+        history, rvs, times = self._history, self._history_rvs, self._history_times
+        while len(history) > HISTORY_MIN and times[0] < stale_before:
+            self._oldest_rv = history.popleft().rv  # every event after it is still held
+            rvs.popleft()
+            times.popleft()
 
     def _join_group(self, w: CacheWatcher, prefix: str) -> None:
         g = self._groups.get(prefix)

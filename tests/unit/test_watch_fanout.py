@@ -14,7 +14,7 @@ import pytest
 
 from master.apiserver.objects import decode_from_store, encode_for_store
 from master.apiserver.registry import resource_info
-from master.apiserver.watchcache import CacheWatcher, Filter, WatchCache
+from master.apiserver.watchcache import HISTORY_MIN, CacheWatcher, Filter, TooOld, WatchCache
 from master.storage import MemoryStore
 from protos.core.v1 import core_pb2
 
@@ -185,3 +185,59 @@ async def test_replaying_more_objects_than_the_limit_does_not_close_the_watcher(
     w = watcher(c, None)
     assert not w.closed
     assert [o.name for _, o in w.drain()] == [f"cm-{i:02d}" for i in range(12)]
+
+
+async def test_a_replaced_version_keeps_only_what_replays_read(cache: tuple[MemoryStore, WatchCache]) -> None:
+    store, c = cache
+    first = await write(store, "cm-0", "a")
+    await settle(c, first)
+    old = c.get(CM.key("default", "cm-0"))
+    assert old is not None
+    old.to_json(), old.fields()  # as a GET and a selector watcher leave it
+    await write(store, "cm-0", "b")
+    _, deleted = await store.delete(CM.key("default", "cm-0"), expected_revision=None)
+    await settle(c, deleted)
+    assert old._dict is None and old._json is None and old._fields is not None
+    # A watcher resuming before the first write replays all three events, rebuilt exactly.
+    sink = Recorder()
+    w = watcher(c, sink, rv=first - 1)
+    await settle(c, c.rv)
+    assert sink.events == [("ADDED", "cm-0", "a"), ("MODIFIED", "cm-0", "b"), ("DELETED", "cm-0", "b")]
+    assert json.loads(old.to_json())["data"] == {"v": "a"}
+    w.stop()
+
+
+async def test_history_keeps_the_fresh_window_and_at_least_its_minimum() -> None:
+    now = [1000.0]
+    store = MemoryStore()
+    c = WatchCache(store, CM, decode=lambda k, v, rv: decode_from_store(CM, k, v, rv), history_size=1000,
+                   history_fresh_s=75.0, clock=lambda: now[0])
+    task = asyncio.create_task(c.run())
+    try:
+        await c.wait_ready()
+        first = await write(store, "cm-0", "0")
+        rvs = [first] + [await write(store, f"cm-{i % 7}", str(i)) for i in range(1, 300)]
+        await settle(c, rvs[-1])
+        now[0] += 74.0  # still fresh: nothing goes, though past the minimum
+        rvs.append(await write(store, "cm-0", "fresh"))
+        await settle(c, rvs[-1])
+        sink = Recorder()
+        w = watcher(c, sink, rv=first - 1)
+        await settle(c, rvs[-1])
+        assert len(sink.events) == 301
+        w.stop()
+
+        now[0] += 2.0  # the first 300 are stale now: the next event trims to the last HISTORY_MIN
+        rvs.append(await write(store, "cm-0", "later"))
+        await settle(c, rvs[-1])
+        kept, dropped = rvs[-HISTORY_MIN:], rvs[-HISTORY_MIN - 1]
+        with pytest.raises(TooOld):
+            c.watch(Filter(namespace="default"), resource_version=dropped - 1)
+        sink = Recorder()
+        w = watcher(c, sink, rv=dropped)  # every event after the newest dropped one is held
+        await settle(c, rvs[-1])
+        assert len(sink.events) == len(kept) and sink.events[-1] == ("MODIFIED", "cm-0", "later")
+        w.stop()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
