@@ -15,6 +15,12 @@ from typing import Any
 _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
 
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The structured fields a caller passed with `extra=`."""
+    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
+            for k, v in vars(record).items() if k not in _STD and not k.startswith("_")}
+
+
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -22,13 +28,34 @@ class JSONFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            **_fields(record),
         }
-        for k, v in vars(record).items():
-            if k not in _STD and not k.startswith("_"):
-                out[k] = v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out)
+
+
+class TextFormatter(logging.Formatter):
+    """`time LEVEL logger: message key=value ...`: the same fields as the JSON lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = _fields(record)
+        if not fields:
+            return line
+        text = " ".join(f"{k}={_quoted(v)}" for k, v in fields.items())
+        head, sep, tail = line.partition("\n")  # a traceback stays below the fields
+        return f"{head} {text}{sep}{tail}"
+
+
+def _quoted(value: Any) -> str:
+    text = str(value)
+    if text and not any(c in text for c in ' "=\n'):
+        return text
+    return json.dumps(text)
 
 
 def setup_logging(*, level: str = "info", fmt: str = "json") -> None:
@@ -36,7 +63,7 @@ def setup_logging(*, level: str = "info", fmt: str = "json") -> None:
     if fmt == "json":
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
