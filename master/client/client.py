@@ -294,10 +294,11 @@ class Client:
             try:
                 return await method(request, timeout=self.timeout_s)
             except grpc.aio.AioRpcError as exc:
-                error = from_rpc_error(exc)
                 failures += 1
-                if not error.retryable or failures >= self.read_retry.attempts:
-                    raise error from exc
+                if failures >= self.read_retry.attempts or not from_rpc_error(exc).retryable:
+                    # Raised unnamed: an error held in a local of the frame its
+                    # traceback holds is a cycle only a full collection frees.
+                    raise from_rpc_error(exc) from exc
             await self.clock.sleep(self.read_retry.delay_s(failures))
 
     async def _write(self, method: Callable[..., Awaitable[Any]], request: Message) -> Any:

@@ -21,12 +21,12 @@ import datetime as _dt
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
 from master.apiserver import errors
-from master.apiserver.grpc_face import _abort
+from master.apiserver.grpc_face import fail
 from master.apiserver.objects import StoredObject
 from master.apiserver.registry import DeleteOptions, Registry
 from master.apiserver.rest.handlers import make_filter
@@ -103,14 +103,13 @@ class NodesService(node_pb2_grpc.NodesServicer):
                 raise bad
             return await fn(node)
         except errors.APIError as exc:
-            await _abort(context, exc)
-            raise AssertionError("unreachable") from exc
-        except (asyncio.CancelledError, grpc.aio.AbortError):
+            fail(context, exc)
+        except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("internal error in node API %s", what)
-            await _abort(context, errors.InternalError(type(exc).__name__))
-            raise AssertionError("unreachable") from exc
+            fail(context, errors.InternalError(type(exc).__name__))
+        return cast(T, None)  # grpc sends no message with a status that is not OK
 
     # ---- Register ----------------------------------------------------------------
 
@@ -268,7 +267,7 @@ class NodesService(node_pb2_grpc.NodesServicer):
         node = node_identity(context)
         bad = check_node_name(node)
         if bad is not None:
-            await _abort(context, bad)
+            fail(context, bad)
             return
         flt = make_filter(PODS, "", {"fieldSelector": f"spec.nodeName={node}"})
         try:
@@ -287,7 +286,7 @@ class NodesService(node_pb2_grpc.NodesServicer):
                 yield node_pb2.PodEvent(type="ERROR", code=410, message=exc.message)
                 return
         except errors.APIError as exc:
-            await _abort(context, exc)
+            fail(context, exc)
             return
         try:
             while True:
