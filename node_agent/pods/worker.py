@@ -246,8 +246,13 @@ class PodWorker(StartMixin, ProbeMixin):
         pod.status.CopyFrom(status)
         await self.m.api.update_pod_status(pod)
         self._written = encoded
-        # Keep our copy's status current so that phase stickiness and transition times hold.
-        self.pod = pod
+        # Keep our copy's status current so that phase stickiness and transition
+        # times hold, on the newest pod: update() may have brought one during the
+        # write (a deletionTimestamp), and putting `pod` back would lose it.
+        latest = core_pb2.Pod()
+        latest.CopyFrom(self.pod)
+        latest.status.CopyFrom(status)
+        self.pod = latest
 
     # ------------------------------------------------------------------ execute
     async def execute(self, plan: PodActions) -> None:

@@ -229,6 +229,42 @@ async def test_graceful_deletion(tmp_path: Path) -> None:
         await eventually(lambda: not env.manager.workers, what="worker gone")
 
 
+class SlowStatusAPI(FakeNodeAPI):
+    """Status writes wait for `release` while `hold` is set: an update can land in the middle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = False
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def update_pod_status(self, pod: core_pb2.Pod) -> None:
+        if self.hold:
+            self.holding.set()
+            await self.release.wait()
+        await super().update_pod_status(pod)
+
+
+async def test_a_deletion_arriving_during_a_status_write_is_kept(tmp_path: Path) -> None:
+    api = SlowStatusAPI()
+    async with running(tmp_path, api=api) as env:
+        pod = make_pod(containers=TWO[:1], terminationGracePeriodSeconds=3)
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        api.hold = True
+        env.runtime.exit_container(env.runtime.running()[0].id, 1)
+        await tick(env)  # the relist sees the exit; the worker writes the new status and waits in it
+        await asyncio.wait_for(api.holding.wait(), 5)
+        deleting = core_pb2.Pod()
+        deleting.CopyFrom(pod)
+        deleting.metadata.deletion_timestamp.GetCurrentTime()
+        deleting.metadata.deletion_grace_period_seconds = 3
+        env.manager.upsert_pod(deleting)
+        api.hold = False
+        api.release.set()
+        await eventually(lambda: env.api.deleted == [pod.metadata.uid], what="the deletion to be carried out")
+
+
 async def test_liveness_failure_restarts(tmp_path: Path) -> None:
     async with running(tmp_path) as env:
         pod = make_pod(containers=[{"name": "web", "image": "flotilla/busybox:test", "livenessProbe": {
