@@ -42,3 +42,4 @@ bench: deps
 	$(PY) bench/scheduler.py
 	$(PY) bench/pods.py
 	$(PY) bench/proxy.py
+	$(PY) bench/churn.py
