@@ -524,7 +524,7 @@ async def relay(b: Bench) -> AsyncIterator[Callable[[bytes], Awaitable[object]]]
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         if not line.strip().isdigit():
-            raise RuntimeError(f"bench/relay.py did not start (exit {await proc.wait()})")
+            raise RuntimeError(f"bench/relay.py did not start: {line[:200]!r}")
         async with grpc.aio.insecure_channel(f"127.0.0.1:{int(line)}") as channel:
             b.helpers["relay"] = proc.pid
             try:
@@ -534,6 +534,8 @@ async def relay(b: Bench) -> AsyncIterator[Callable[[bytes], Awaitable[object]]]
     finally:
         if proc.returncode is None:
             proc.terminate()
+        if proc.stdin is not None:
+            proc.stdin.close()
         await proc.wait()
 
 

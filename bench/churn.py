@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
 import os
 import subprocess
 import sys
@@ -42,7 +43,8 @@ from node_agent.runtime.interface import LABEL_NODE  # noqa: E402
 from tests.integration.harness import free_port  # noqa: E402
 
 NODES = 3
-SETTLE_S = 45.0  # the demo pods' grace period is 30 s; --settle changes it
+SETTLE_S = 45.0  # time for the last pods to go (the demo's grace period is 5 s); --settle changes it
+STUCK_AFTER_S = 30.0  # a pod deleted longer ago than its grace period plus this is stuck
 
 
 class ChurnLab:
@@ -76,7 +78,11 @@ class ChurnLab:
     def rss_mib(self) -> dict[str, float]:
         s = self.state()
         pids = {"master": [s.master_pid], "agents": list(s.agents.values()), "proxies": list(s.proxies.values())}
-        return {role: max(_rss_mib(p) for p in group) for role, group in pids.items()}
+        out = {}
+        for role, group in pids.items():
+            sizes = [_rss_mib(p) for p in group]
+            out[role] = math.nan if any(math.isnan(x) for x in sizes) else max(sizes)  # NaN: one has died
+        return out
 
     def nodeport_ok(self, port: int, tries: int = 5) -> int:
         hosts = self.state().plan().hosts
@@ -94,22 +100,27 @@ class ChurnLab:
         return list(json.loads(out.stdout)["items"]) if out.returncode == 0 else []
 
     def containers(self) -> int:
-        """Running containers the lab's agents made (by their node label), every pod's."""
+        """Containers the lab's agents made (by their node label), exited ones too."""
         nodes = set(self.state().nodes)
-        res = subprocess.run(["docker", "ps", "--filter", f"label={LABEL_NODE}", "--format",
+        res = subprocess.run(["docker", "ps", "-a", "--filter", f"label={LABEL_NODE}", "--format",
                               f'{{{{.Label "{LABEL_NODE}"}}}}'], capture_output=True, text=True, timeout=30)
         return sum(1 for node in res.stdout.split() if node in nodes)
 
 
 def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """VmRSS in MiB; NaN for a process that is gone (the report says so rather than failing)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return float("nan")
+    for line in text.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def stuck_terminating(pods: list[dict[str, Any]], now: _dt.datetime, settle_s: float) -> list[str]:
-    """Pods whose deletion is older than their grace period plus settle_s."""
+def stuck_terminating(pods: list[dict[str, Any]], now: _dt.datetime) -> list[str]:
+    """Pods whose deletion is older than their grace period plus STUCK_AFTER_S."""
     out = []
     for p in pods:
         meta = p["metadata"]
@@ -117,7 +128,7 @@ def stuck_terminating(pods: list[dict[str, Any]], now: _dt.datetime, settle_s: f
         if not stamp:
             continue
         since = _dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        if (now - since).total_seconds() > meta.get("deletionGracePeriodSeconds", 30) + settle_s:
+        if (now - since).total_seconds() > meta.get("deletionGracePeriodSeconds", 30) + STUCK_AFTER_S:
             out.append(meta["name"])
     return out
 
@@ -142,7 +153,7 @@ def soak(lab: ChurnLab, seconds: float, settle_s: float) -> dict[str, Any]:
     state = lab.state()
     return {"seconds": seconds, "rounds": rounds, "unfinished_rollouts": unfinished, "unanswered": unanswered,
             "requests": rounds * 5, "pods": len(pods), "containers": lab.containers(),
-            "stuck_terminating": stuck_terminating(pods, _dt.datetime.now(_dt.UTC), settle_s),
+            "stuck_terminating": stuck_terminating(pods, _dt.datetime.now(_dt.UTC)),
             "rss_before": before, "rss_after": lab.rss_mib(),
             # what the lab was, so that a test can check nothing of it is left
             "lab": {"id": lab.lab_id, "dir": str(lab.lab_dir), "subnet": state.subnet, "nodes": state.nodes}}
@@ -156,7 +167,8 @@ def render(r: dict[str, Any]) -> str:
         ("NodePort requests not answered", f"{r['unanswered']} of {r['requests']}", "0"),
         ("pods Terminating past their grace period", str(len(r["stuck_terminating"])), "0"),
         ("pods / their containers at the end", f"{r['pods']} / {r['containers']}", "3 / 6"),
-        *((f"{role} RSS, MiB (largest)", f"{a[role]:.0f}", f"{b[role]:.0f} before") for role in a),
+        *((f"{role} RSS, MiB (largest)", "a process died" if math.isnan(a[role]) else f"{a[role]:.0f}",
+           f"{b[role]:.0f} before") for role in a),
     ]
     out = ["## Flotilla churn soak", "", f"{os.cpu_count()} cores; a three-host lab with the demo app.", "",
            "| figure | after | baseline |", "|---|---|---|"]

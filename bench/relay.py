@@ -12,8 +12,8 @@ same run, bounds what the master's creates/s can reach on this machine.
     python bench/relay.py --etcd TARGET --key-prefix /bench-raw/relay
 
 prints the port it listens on (127.0.0.1, chosen by the kernel) on its
-first line once it serves, and runs until SIGTERM or until its standard
-input closes.
+first line once it serves, and runs until SIGTERM or, when its standard
+input is a pipe, until that closes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import signal
+import stat
 import sys
 
 import grpc
@@ -49,12 +51,14 @@ async def serve(target: str, key_prefix: str) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    # Standard input is the parent's pipe: its end (the bench died, even by
-    # SIGKILL) stops the relay too, so no relay outlives its bench.
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    orphaned = asyncio.ensure_future(stdin.read())
-    orphaned.add_done_callback(lambda _: stop.set())
+    # When standard input is the parent's pipe, its end (the bench died, even
+    # by SIGKILL) stops the relay too, so no relay outlives its bench.
+    orphaned: asyncio.Future[bytes] = loop.create_future()
+    if stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):
+        stdin = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+        orphaned = asyncio.ensure_future(stdin.read())
+        orphaned.add_done_callback(lambda _: stop.set())
     print(port, flush=True)
     try:
         await stop.wait()

@@ -41,19 +41,18 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The fields follow the message itself; a traceback comes after both.
+        line = super().formatMessage(record)
         fields = _fields(record)
         if not fields:
             return line
-        text = " ".join(f"{k}={_quoted(v)}" for k, v in fields.items())
-        head, sep, tail = line.partition("\n")  # a traceback stays below the fields
-        return f"{head} {text}{sep}{tail}"
+        return line + " " + " ".join(f"{k}={_quoted(v)}" for k, v in fields.items())
 
 
 def _quoted(value: Any) -> str:
     text = str(value)
-    if text and not any(c in text for c in ' "=\n'):
+    if text and text.isprintable() and not any(c in text for c in ' "='):
         return text
     return json.dumps(text)
 

@@ -68,8 +68,8 @@ class NodeClient:
         return await self._unary(self._stub.Heartbeat, node_pb2.HeartbeatRequest())  # type: ignore[no-any-return]
 
     async def watch_pods(self, resource_version: str = "") -> AsyncIterator[node_pb2.PodEvent]:
-        call = self._stub.WatchPods(node_pb2.WatchPodsRequest(resource_version=resource_version),
-                                    metadata=self._metadata)
+        call = self._stub.WatchPods(node_pb2.WatchPodsRequest(resource_version=resource_version,
+                                                              allow_bookmarks=True), metadata=self._metadata)
         try:
             async for event in call:
                 yield event

@@ -11,8 +11,9 @@ Owns:
 * `run_heartbeat` — one Heartbeat every period; a node deleted behind our
   back (FAILED_PRECONDITION) registers again;
 * `run_pod_stream` — WatchPods into PodManager (ADDED/MODIFIED -> upsert,
-  DELETED -> remove, SYNCED -> set_pods with the initial list), resumed from
-  the last resourceVersion, relisted on 410;
+  DELETED -> remove, SYNCED -> set_pods with the initial list; a BOOKMARK
+  only moves the resume point), resumed from the last resourceVersion,
+  relisted on 410;
 * `run_route_sync` — Nodes -> routes.compute_desired_routes -> network.
 
 Must not: touch pods' containers (PodManager) or links (network/bridge.py).
@@ -188,6 +189,8 @@ async def run_pod_stream(api: Any, sink: PodSink, *, clock: Clock | None = None,
                     initial.append(event.pod)
                     continue
                 rv = event.resource_version or rv
+                if event.type == "BOOKMARK":
+                    continue  # no pod: only where a resume starts
                 if event.type == "DELETED":
                     sink.remove_pod(event.pod.metadata.uid)
                 else:

@@ -27,6 +27,7 @@ from master.apiserver.objects import StoredObject
 from master.apiserver.registry import DeleteOptions, Registry
 from master.apiserver.rest.handlers import bind_pod, make_filter
 from master.apiserver.rest.query import propagation_policy
+from master.apiserver.watchfanout import BOOKMARK, BOOKMARK_EVERY_S, follow
 from protos.api.v1 import objects_pb2, objects_pb2_grpc
 from protos.codec import from_dict
 from protos.meta.v1 import meta_pb2
@@ -48,6 +49,7 @@ def status_message(exc: errors.APIError) -> meta_pb2.Status:
 
 
 class ObjectsService(objects_pb2_grpc.ObjectsServicer):
+    bookmark_every_s = BOOKMARK_EVERY_S
     def __init__(self, registry: Registry, *, metrics: Metrics) -> None:
         self.registry = registry
         self.metrics = metrics
@@ -156,21 +158,13 @@ class ObjectsService(objects_pb2_grpc.ObjectsServicer):
                 return
             loop = asyncio.get_running_loop()
             deadline = loop.time() + request.timeout_seconds if request.timeout_seconds > 0 else None
+            every = self.bookmark_every_s if request.allow_bookmarks else None
             try:
-                while True:
-                    if deadline is None:
-                        event = await watcher.next()
+                async for item in follow(watcher, deadline=deadline, bookmark_every_s=every):
+                    if isinstance(item, int):
+                        yield objects_pb2.WatchEvent(type=BOOKMARK, resource_version=str(item))
                     else:
-                        left = deadline - loop.time()
-                        if left <= 0:
-                            break
-                        try:
-                            event = await asyncio.wait_for(watcher.next(), left)
-                        except TimeoutError:
-                            break
-                    if event is None:
-                        break
-                    for type_, obj in [event] + watcher.drain():
+                        type_, obj = item
                         yield objects_pb2.WatchEvent(type=type_, object=pack(obj), resource_version=str(obj.rv))
             finally:
                 watcher.stop()

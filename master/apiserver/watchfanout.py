@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from master.apiserver.objects import StoredObject
 
 ADDED, MODIFIED, DELETED, BOOKMARK, ERROR = "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"
+# A watch that asked for bookmarks gets one after this long without events.
+BOOKMARK_EVERY_S = 60.0
 
 
 
@@ -223,6 +225,13 @@ class CacheWatcher:
             await self._wakeup.wait()
         return True
 
+    def bookmark_rv(self) -> int | None:
+        """For a watcher without a sink: a revision every change up to which has
+        reached the reader (the cache's, when nothing is queued), else None."""
+        if self._sink is not None or self._queue or self.closed:
+            return None
+        return self._cache.rv
+
     def drain(self) -> list[tuple[str, StoredObject]]:
         """Every queued event without waiting (fan-out writers batch them)."""
         out = list(self._queue)
@@ -235,6 +244,40 @@ class CacheWatcher:
             self._sink = None
             self._cache._forget(self)
             self._wakeup.set()
+
+
+async def follow(watcher: CacheWatcher, *, deadline: float | None = None,
+                 bookmark_every_s: float | None = None) -> AsyncIterator[tuple[str, StoredObject] | int]:
+    """A sink-less watcher's events in order until it closes or `deadline` (loop
+    time) passes; with bookmark_every_s, also a revision (an int: a bookmark)
+    after each spell that long without events. The gRPC faces stream this."""
+    loop = asyncio.get_running_loop()
+    while True:
+        wait_s = bookmark_every_s
+        if deadline is not None:
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            wait_s = left if wait_s is None else min(wait_s, left)
+        if wait_s is None:
+            event = await watcher.next()
+        else:
+            try:
+                event = await asyncio.wait_for(watcher.next(), wait_s)
+            except TimeoutError:
+                # Events pushed but not yet flushed are still queued: send
+                # those first, a bookmark only from an empty queue.
+                rv = watcher.bookmark_rv()
+                if rv is not None and bookmark_every_s is not None and (deadline is None or loop.time() < deadline):
+                    yield rv
+                for queued in watcher.drain():
+                    yield queued
+                continue
+        if event is None:
+            return
+        yield event
+        for queued in watcher.drain():
+            yield queued
 
 
 class _Group:

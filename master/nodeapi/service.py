@@ -31,6 +31,7 @@ from master.apiserver.objects import StoredObject
 from master.apiserver.registry import DeleteOptions, Registry
 from master.apiserver.rest.handlers import make_filter
 from master.apiserver.watchcache import Filter
+from master.apiserver.watchfanout import BOOKMARK, BOOKMARK_EVERY_S, follow
 from master.nodeapi.allocation import (
     check_advertise_address,
     check_node_name,
@@ -87,6 +88,8 @@ def node_identity(context: grpc.aio.ServicerContext) -> str:
 
 
 class NodesService(node_pb2_grpc.NodesServicer):
+    bookmark_every_s = BOOKMARK_EVERY_S
+
     def __init__(self, registry: Registry, config: NodeAPIConfig | None = None, *,
                  clock: Callable[[], _dt.datetime] = utcnow) -> None:
         self.registry = registry
@@ -288,12 +291,15 @@ class NodesService(node_pb2_grpc.NodesServicer):
         except errors.APIError as exc:
             fail(context, exc)
             return
+        every = self.bookmark_every_s if request.allow_bookmarks else None
         try:
-            while True:
-                event = await watcher.next()
-                if event is None:
-                    return  # fell behind or the cache restarted: the agent re-watches from its last version
-                for type_, obj in [event] + watcher.drain():
+            # It ends when the watcher falls behind or the cache restarts: the
+            # agent re-watches from its last version.
+            async for item in follow(watcher, bookmark_every_s=every):
+                if isinstance(item, int):
+                    yield node_pb2.PodEvent(type=BOOKMARK, resource_version=str(item))
+                else:
+                    type_, obj = item
                     yield node_pb2.PodEvent(type=type_, pod=obj.msg, resource_version=str(obj.rv))
         finally:
             watcher.stop()

@@ -168,6 +168,8 @@ class PodWorker(StartMixin, ProbeMixin):
         plan = PodActions()
         observed = ObservedPod()
         for _ in range(MAX_STEPS):
+            if self.terminating:
+                break  # deleted during a step (a long pull, say): start nothing more, run() terminates
             observed = await self.observe()
             plan = compute_pod_actions(self.pod, observed, self.m.clock.wall().timestamp(), backoff=self.backoff,
                                        start_failures=self.start_failures, policy=self.m.backoff_policy)

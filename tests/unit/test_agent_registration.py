@@ -90,6 +90,19 @@ class RecordingSleep:
         await asyncio.sleep(0)
 
 
+async def test_a_bookmark_moves_the_resume_point_and_touches_no_pod() -> None:
+    api = FakeStreamAPI([
+        [ev("ADDED", "a", "5"), ev("SYNCED", rv="6"), ev("BOOKMARK", rv="40")],
+        [ev("MODIFIED", "a", "41")],  # resumed from the bookmark
+    ])
+    sink = Sink()
+    task = asyncio.create_task(run_pod_stream(api, sink))
+    await asyncio.wait_for(api.done.wait(), 5)
+    task.cancel()
+    assert api.asked == ["", "40", "41"]
+    assert sink.calls == [("set", ["a"]), ("upsert", "a")]
+
+
 async def test_pod_stream_backs_off_when_the_server_ends_streams_at_once() -> None:
     # Three streams closed before any event, then a normal one: the agent waits
     # (growing) between the empty ones instead of spinning on the master.

@@ -37,3 +37,8 @@ def test_text_line_without_fields_is_unchanged_and_a_traceback_stays_below() -> 
         rec.exc_info = sys.exc_info()
     first, *rest = TextFormatter().format(rec).splitlines()
     assert first.endswith("crashed key=a") and rest[0].startswith("Traceback") and "ZeroDivisionError" in rest[-1]
+
+
+def test_text_fields_follow_a_multi_line_message_and_odd_values_are_quoted() -> None:
+    line = TextFormatter().format(record("first\nsecond", tab="a\tb", cr="x\ry"))
+    assert line.endswith('first\nsecond tab="a\\tb" cr="x\\ry"')

@@ -15,6 +15,7 @@ import pytest
 from master.apiserver.objects import decode_from_store, encode_for_store
 from master.apiserver.registry import resource_info
 from master.apiserver.watchcache import HISTORY_MIN, CacheWatcher, Filter, TooOld, WatchCache
+from master.apiserver.watchfanout import follow
 from master.storage import MemoryStore
 from protos.core.v1 import core_pb2
 
@@ -241,3 +242,37 @@ async def test_history_keeps_the_fresh_window_and_at_least_its_minimum() -> None
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_follow_streams_events_and_bookmarks_only_an_empty_queue(cache: tuple[MemoryStore, WatchCache]) -> None:
+    store, c = cache
+    w = c.watch(Filter(namespace="default"), resource_version=None)  # no sink: the gRPC faces' kind
+    got: list[object] = []
+
+    async def reader() -> None:
+        async for item in follow(w, bookmark_every_s=0.05):
+            got.append(item if isinstance(item, int) else (item[0], item[1].name, item[1].rv))
+
+    task = asyncio.create_task(reader())
+    try:
+        rv = await write(store, "cm-0", "a")
+        for _ in range(100):
+            if any(isinstance(g, int) for g in got):
+                break
+            await asyncio.sleep(0.01)
+        first_bookmark = next(g for g in got if isinstance(g, int))
+        assert got[0] == ("ADDED", "cm-0", rv) and first_bookmark == c.rv == rv
+
+        # An event pushed but not yet flushed is sent before any bookmark that covers it.
+        c._flush_handle = asyncio.get_running_loop().call_later(3600, lambda: None)  # hold the flush
+        later = await write(store, "cm-1", "b")
+        await c.wait_rv(later, timeout_s=5)
+        await asyncio.sleep(0.2)  # several bookmark periods pass with cm-1 queued
+        seen = got[got.index(first_bookmark):]
+        assert ("ADDED", "cm-1", later) in seen, seen
+        at = seen.index(("ADDED", "cm-1", later))
+        assert all(g < later for g in seen[:at] if isinstance(g, int)), seen
+    finally:
+        w.stop()
+        await asyncio.wait_for(task, 5)
+    assert w.bookmark_rv() is None  # closed

@@ -32,10 +32,10 @@ from master.apiserver.rest import query as q
 from master.apiserver.rest import responses as out
 from master.apiserver.rest.handlers import make_filter
 from master.apiserver.rest.paths import Route
+from master.apiserver.watchfanout import BOOKMARK_EVERY_S
 
 # Without timeoutSeconds the Go apiserver picks 30-60 minutes at random.
 DEFAULT_TIMEOUT_RANGE_S = (1800, 3600)
-BOOKMARK_EVERY_S = 60.0
 # Past this many bytes waiting in the socket's buffer, flushed events stay
 # in the watcher's bounded queue instead (a slow client cannot grow memory).
 SINK_HIGH_WATER = 256 * 1024

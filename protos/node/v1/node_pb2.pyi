@@ -91,10 +91,12 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, heartbeat_period_seconds: _Optional[int] = ...) -> None: ...
 
 class WatchPodsRequest(_message.Message):
-    __slots__ = ("resource_version",)
+    __slots__ = ("resource_version", "allow_bookmarks")
     RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_BOOKMARKS_FIELD_NUMBER: _ClassVar[int]
     resource_version: str
-    def __init__(self, resource_version: _Optional[str] = ...) -> None: ...
+    allow_bookmarks: bool
+    def __init__(self, resource_version: _Optional[str] = ..., allow_bookmarks: _Optional[bool] = ...) -> None: ...
 
 class PodEvent(_message.Message):
     __slots__ = ("type", "pod", "resource_version", "code", "message")
