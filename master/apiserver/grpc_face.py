@@ -50,6 +50,7 @@ def status_message(exc: errors.APIError) -> meta_pb2.Status:
 
 class ObjectsService(objects_pb2_grpc.ObjectsServicer):
     bookmark_every_s = BOOKMARK_EVERY_S
+
     def __init__(self, registry: Registry, *, metrics: Metrics) -> None:
         self.registry = registry
         self.metrics = metrics
