@@ -68,6 +68,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 8
+# A pod deleted from the API while it stops (a forced delete) gets this much
+# more at most: kubelet's minimum grace period.
+FORCED_GRACE_S = 2.0
 
 
 class PodWorker(StartMixin, ProbeMixin):
@@ -375,7 +378,23 @@ class PodWorker(StartMixin, ProbeMixin):
         grace = grace_seconds(self.pod)
         observed = await self.observe()
         running = [c for c in observed.containers if c.state in (ContainerState.RUNNING, ContainerState.CREATED)]
-        await asyncio.gather(*(self._stop(c, grace) for c in running))
+        stopping = asyncio.ensure_future(asyncio.gather(*(self._stop(c, grace) for c in running)))
+        try:
+            while not stopping.done():
+                # A second delete with a shorter grace period (or a forced one, which
+                # removes the pod at once) shortens the stop under way, as kubelet does.
+                self.wake.clear()
+                waiter = asyncio.ensure_future(self.wake.wait())
+                await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                shorter = min(grace_seconds(self.pod), FORCED_GRACE_S if self.removed else math.inf)
+                if shorter < grace and not stopping.done():
+                    grace = shorter
+                    log.info("pod %s: grace period shortened to %g s", self.pod.metadata.name, grace)
+                    await asyncio.gather(*(rt.stop_container(c.id, grace) for c in running))
+            await stopping
+        finally:
+            stopping.cancel()
         for s in observed.sandboxes:
             await rt.stop_pod_sandbox(s.id)
         await self.m.network.teardown_pod(pod_uid=self.uid)

@@ -265,6 +265,53 @@ async def test_a_deletion_arriving_during_a_status_write_is_kept(tmp_path: Path)
         await eventually(lambda: env.api.deleted == [pod.metadata.uid], what="the deletion to be carried out")
 
 
+class SlowStopRuntime(FakeRuntime):
+    """A stop with a long timeout waits (as docker stop does for a process that
+    ignores SIGTERM) until a stop with a shorter one arrives for that container."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock=clock)
+        self.shortened = asyncio.Event()
+
+    async def stop_container(self, container_id: str, timeout_s: float) -> None:
+        if timeout_s > 10:
+            self.stops.append((container_id, timeout_s))
+            await self.shortened.wait()
+            return
+        await super().stop_container(container_id, timeout_s)
+        self.shortened.set()
+
+
+@pytest.mark.parametrize("how", ["shorter grace", "forced"])
+async def test_a_later_shorter_deletion_shortens_the_stop(tmp_path: Path, how: str) -> None:
+    clock = FakeClock()
+    runtime = SlowStopRuntime(clock)
+    async with running(tmp_path, runtime=runtime, clock=clock) as env:
+        pod = make_pod(containers=TWO[:1], terminationGracePeriodSeconds=30)
+        env.manager.set_pods([pod])
+        await eventually(lambda: status(env, pod).phase == "Running")
+        app = env.runtime.running()[0].id
+        deleting = core_pb2.Pod()
+        deleting.CopyFrom(pod)
+        deleting.metadata.deletion_timestamp.GetCurrentTime()
+        deleting.metadata.deletion_grace_period_seconds = 30
+        env.manager.upsert_pod(deleting)
+        await eventually(lambda: (app, 30.0) in env.runtime.stops, what="the 30 s stop")
+        if how == "forced":
+            env.manager.remove_pod(pod.metadata.uid)  # gone from the API at once
+            want = 2.0
+        else:
+            again = core_pb2.Pod()
+            again.CopyFrom(deleting)
+            again.metadata.deletion_grace_period_seconds = 1
+            env.manager.upsert_pod(again)
+            want = 1.0
+        await eventually(lambda: (app, want) in env.runtime.stops, what="the shorter stop")
+        await eventually(lambda: not env.runtime.containers and not env.runtime.sandboxes, what="cleanup")
+        if how == "shorter grace":
+            await eventually(lambda: env.api.deleted == [pod.metadata.uid], what="delete_pod")
+
+
 async def test_liveness_failure_restarts(tmp_path: Path) -> None:
     async with running(tmp_path) as env:
         pod = make_pod(containers=[{"name": "web", "image": "flotilla/busybox:test", "livenessProbe": {
