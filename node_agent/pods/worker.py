@@ -385,7 +385,8 @@ class PodWorker(StartMixin, ProbeMixin):
                 # removes the pod at once) shortens the stop under way, as kubelet does.
                 self.wake.clear()
                 waiter = asyncio.ensure_future(self.wake.wait())
-                await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                either: set[asyncio.Future[Any]] = {stopping, waiter}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 shorter = min(grace_seconds(self.pod), FORCED_GRACE_S if self.removed else math.inf)
                 if shorter < grace and not stopping.done():
