@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from deploy.etcd_cluster import free_port_block  # noqa: E402
 from deploy.lab import LabState  # noqa: E402
 from node_agent.runtime.interface import LABEL_NODE  # noqa: E402
-from tests.integration.harness import free_port  # noqa: E402
+from tests.e2e.labkit import Lab  # noqa: E402
 
 NODES = 3
 SETTLE_S = 45.0  # time for the last pods to go (the demo's grace period is 5 s); --settle changes it
@@ -48,25 +46,20 @@ STUCK_AFTER_S = 30.0  # a pod deleted longer ago than its grace period plus this
 
 
 class ChurnLab:
+    """The bench's view of a private lab (tests/e2e/labkit.Lab: its own id, subnet and ports)."""
+
     def __init__(self, tmp: Path) -> None:
-        self.lab_id = "c" + uuid.uuid4().hex[:5]
-        self.lab_dir = tmp / "lab"
-        self.env = dict(os.environ, FLOTILLA_LAB_DIR=str(self.lab_dir), HOME=str(tmp))
-        self.cmd = [sys.executable, "-m", "flotctl.main", "lab"]
+        self.lab = Lab(tmp, prefix="c", octet2=31, nodes_n=NODES)
+        self.lab_dir = self.lab.lab_dir
         self.kubeconfig = tmp / "kubeconfig"
 
     def up(self) -> None:
-        subnet = f"172.31.{uuid.uuid4().int % 200 + 20}.0/24"
-        res = subprocess.run(self.cmd + ["up", "--nodes", str(NODES), "--lab-id", self.lab_id, "--subnet", subnet,
-                                         "--node-prefix", f"{self.lab_id}-n", "--demo", str(REPO / "deploy/demo.yaml"),
-                                         "--etcd-base-port", str(free_port_block()), "--rest-port", str(free_port()),
-                                         "--grpc-port", str(free_port())],
-                             env=self.env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        res = self.lab.up("--demo", str(REPO / "deploy/demo.yaml"))
         if res.returncode != 0:
             raise RuntimeError(f"lab up failed:\n{res.stdout}\n{res.stderr}")
 
     def down(self) -> None:
-        subprocess.run(self.cmd + ["down"], env=self.env, cwd=REPO, capture_output=True, timeout=300)
+        self.lab.flotctl("lab", "down", timeout=300)
 
     def kubectl(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], capture_output=True,
@@ -156,7 +149,7 @@ def soak(lab: ChurnLab, seconds: float, settle_s: float) -> dict[str, Any]:
             "stuck_terminating": stuck_terminating(pods, _dt.datetime.now(_dt.UTC)),
             "rss_before": before, "rss_after": lab.rss_mib(),
             # what the lab was, so that a test can check nothing of it is left
-            "lab": {"id": lab.lab_id, "dir": str(lab.lab_dir), "subnet": state.subnet, "nodes": state.nodes}}
+            "lab": {"id": lab.lab.lab_id, "dir": str(lab.lab_dir), "subnet": state.subnet, "nodes": state.nodes}}
 
 
 def render(r: dict[str, Any]) -> str:
